@@ -1,0 +1,242 @@
+"""Numba kernels of the aec range coder (bitstream/SPEC.md, section "Range coder").
+
+A byte-oriented range coder with carry propagation (the LZMA construction):
+32-bit range kept in [2^24, 2^32), a 33-bit ``low`` whose top byte waits in a
+one-byte cache until a carry can no longer reach it. All arithmetic is int64;
+no floating point anywhere. Symbols use CompressAI's table layout and escape
+coding: the last symbol of each table (``cdf_length - 2``) is an escape that
+is followed by the out-of-range value in 4-bit uniform chunks.
+
+Kernels return a status code instead of raising (Numba ``nopython`` code can
+raise only constant messages); ``aecodec.entropy`` maps codes to typed errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+TOP = np.int64(1 << 24)
+FULL_RANGE = np.int64(0xFFFFFFFF)
+BYPASS_BITS = 4
+BYPASS_MAX = (1 << BYPASS_BITS) - 1  # 15: a count chunk equal to this continues
+MAX_BYPASS_CHUNKS = 16  # an int32 symbol needs at most 9 chunks; more means corruption
+
+OK = 0
+ERR_INDEX = 1  # an index outside the tables
+ERR_TRUNCATED = 2  # the decoder needs bytes past the end
+ERR_CORRUPT = 3  # a value no encoder can produce
+ERR_TRAILING = 4  # bytes left over after the last symbol
+ERR_TABLE = 5  # a table that is not a valid CDF
+
+
+@njit(cache=True, nogil=True)
+def validate_tables(cdfs, cdf_lengths, offsets, precision):
+    """Return (status, bad_table). Each table: 2 <= length <= width, cdf[0] == 0,
+    cdf[length-1] == 2^precision, strictly increasing (every symbol codable)."""
+    n, width = cdfs.shape
+    if cdf_lengths.shape[0] != n or offsets.shape[0] != n:
+        return ERR_TABLE, -1
+    total = np.int64(1) << precision
+    for t in range(n):
+        length = cdf_lengths[t]
+        if length < 2 or length > width:
+            return ERR_TABLE, t
+        if cdfs[t, 0] != 0 or cdfs[t, length - 1] != total:
+            return ERR_TABLE, t
+        for s in range(length - 1):
+            if cdfs[t, s + 1] <= cdfs[t, s]:
+                return ERR_TABLE, t
+    return OK, -1
+
+
+@njit(cache=True, nogil=True)
+def _grow(buf, needed):
+    if needed <= buf.shape[0]:
+        return buf
+    size = buf.shape[0] * 2
+    while size < needed:
+        size *= 2
+    out = np.empty(size, np.uint8)
+    out[: buf.shape[0]] = buf
+    return out
+
+
+@njit(cache=True, nogil=True)
+def encode_kernel(symbols, indexes, cdfs, cdf_lengths, offsets, precision):
+    """symbols, indexes: flat int32. Returns (status, bytes, n_bytes)."""
+    n = symbols.shape[0]
+    n_tables = cdfs.shape[0]
+    buf = np.empty(max(64, n // 2 + 64), np.uint8)
+    pos = 0
+    low = np.int64(0)
+    rng = FULL_RANGE
+    cache = np.int64(0)
+    cache_size = np.int64(1)
+    # Each symbol is coded as up to 1 + 2 + 9 intervals; the loop below runs
+    # them through one shared body to keep the kernel small.
+    pending_start = np.zeros(16, np.int64)
+    pending_freq = np.zeros(16, np.int64)
+    pending_bits = np.zeros(16, np.int64)
+    for i in range(n):
+        t = indexes[i]
+        if t < 0 or t >= n_tables:
+            return ERR_INDEX, buf, 0
+        length = cdf_lengths[t]
+        max_value = np.int64(length - 2)
+        raw = np.int64(symbols[i]) - np.int64(offsets[t])
+        bypass = np.int64(-1)
+        value = raw
+        if raw < 0:
+            bypass = -2 * raw - 1
+            value = max_value
+        elif raw >= max_value:
+            bypass = 2 * (raw - max_value)
+            value = max_value
+        m = 0
+        lo = np.int64(cdfs[t, value])
+        pending_start[m] = lo
+        pending_freq[m] = np.int64(cdfs[t, value + 1]) - lo
+        pending_bits[m] = precision
+        m += 1
+        if bypass >= 0:
+            chunks = 0
+            while (bypass >> (BYPASS_BITS * chunks)) != 0:
+                chunks += 1
+            count = chunks
+            while count >= BYPASS_MAX:
+                pending_start[m] = BYPASS_MAX
+                pending_freq[m] = 1
+                pending_bits[m] = BYPASS_BITS
+                m += 1
+                count -= BYPASS_MAX
+            pending_start[m] = count
+            pending_freq[m] = 1
+            pending_bits[m] = BYPASS_BITS
+            m += 1
+            for j in range(chunks):
+                pending_start[m] = (bypass >> (BYPASS_BITS * j)) & BYPASS_MAX
+                pending_freq[m] = 1
+                pending_bits[m] = BYPASS_BITS
+                m += 1
+        for k in range(m):
+            r = rng >> pending_bits[k]
+            low += r * pending_start[k]
+            rng = r * pending_freq[k]
+            while rng < TOP:
+                rng <<= 8
+                # shift_low: emit the cached byte (plus carry) once no carry can reach it
+                if low < 0xFF000000 or low > 0xFFFFFFFF:
+                    carry = low >> 32
+                    buf = _grow(buf, pos + cache_size + 8)
+                    buf[pos] = (cache + carry) & 0xFF
+                    pos += 1
+                    for _ in range(cache_size - 1):
+                        buf[pos] = (0xFF + carry) & 0xFF
+                        pos += 1
+                    cache_size = 0
+                    cache = (low >> 24) & 0xFF
+                cache_size += 1
+                low = (low & 0x00FFFFFF) << 8
+    # flush: five shift_low steps push out the cache and the four bytes of low
+    for _ in range(5):
+        if low < 0xFF000000 or low > 0xFFFFFFFF:
+            carry = low >> 32
+            buf = _grow(buf, pos + cache_size + 8)
+            buf[pos] = (cache + carry) & 0xFF
+            pos += 1
+            for _ in range(cache_size - 1):
+                buf[pos] = (0xFF + carry) & 0xFF
+                pos += 1
+            cache_size = 0
+            cache = (low >> 24) & 0xFF
+        cache_size += 1
+        low = (low & 0x00FFFFFF) << 8
+    return OK, buf, pos
+
+
+@njit(cache=True, nogil=True)
+def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
+    """data: uint8 without the encoder's always-zero first byte; indexes flat int32; out: int32 of the same size.
+    Returns (status, position of the failing symbol or -1)."""
+    n = indexes.shape[0]
+    n_tables = cdfs.shape[0]
+    size = data.shape[0]
+    if size < 4:
+        return ERR_TRUNCATED, 0
+    code = (np.int64(data[0]) << 24) | (np.int64(data[1]) << 16) | (np.int64(data[2]) << 8) | np.int64(data[3])
+    pos = 4
+    rng = FULL_RANGE
+    total = np.int64(1) << precision
+    for i in range(n):
+        t = indexes[i]
+        if t < 0 or t >= n_tables:
+            return ERR_INDEX, i
+        length = cdf_lengths[t]
+        max_value = np.int64(length - 2)
+        # --- the table symbol
+        r = rng >> precision
+        v = code // r
+        if v >= total:
+            return ERR_CORRUPT, i
+        lo_s = 0
+        hi_s = length - 1
+        while hi_s - lo_s > 1:
+            mid = (lo_s + hi_s) >> 1
+            if cdfs[t, mid] <= v:
+                lo_s = mid
+            else:
+                hi_s = mid
+        c_lo = np.int64(cdfs[t, lo_s])
+        code -= r * c_lo
+        rng = r * (np.int64(cdfs[t, lo_s + 1]) - c_lo)
+        while rng < TOP:
+            if pos >= size:
+                return ERR_TRUNCATED, i
+            code = (code << 8) | np.int64(data[pos])
+            pos += 1
+            rng <<= 8
+        value = np.int64(lo_s)
+        if value == max_value:
+            # --- escape: chunk count (continued while 15), then the chunks
+            chunks = 0
+            bypass = np.int64(0)
+            stage = 0  # 0: count, 1: chunks
+            j = 0
+            while True:
+                r = rng >> BYPASS_BITS
+                u = code // r
+                if u > BYPASS_MAX:
+                    return ERR_CORRUPT, i
+                code -= r * u
+                rng = r
+                while rng < TOP:
+                    if pos >= size:
+                        return ERR_TRUNCATED, i
+                    code = (code << 8) | np.int64(data[pos])
+                    pos += 1
+                    rng <<= 8
+                if stage == 0:
+                    chunks += u
+                    if chunks > MAX_BYPASS_CHUNKS:
+                        return ERR_CORRUPT, i
+                    if u < BYPASS_MAX:
+                        stage = 1
+                        if chunks == 0:
+                            break
+                else:
+                    bypass |= u << (BYPASS_BITS * j)
+                    j += 1
+                    if j == chunks:
+                        break
+            if bypass & 1:
+                value = -(bypass >> 1) - 1
+            else:
+                value = (bypass >> 1) + max_value
+        symbol = value + np.int64(offsets[t])
+        if symbol < -2147483648 or symbol > 2147483647:
+            return ERR_CORRUPT, i
+        out[i] = symbol
+    if pos != size:
+        return ERR_TRAILING, n
+    return OK, -1

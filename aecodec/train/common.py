@@ -1,0 +1,97 @@
+"""Pieces shared by the image and audio training loops.
+
+A run directory holds ``checkpoint.pt`` (model + optimizer + step, loaded with
+``weights_only=True``), ``train.log`` (one JSON object per logged step) and, on
+export, ``<name>.safetensors``. Runs resume from the checkpoint when it exists.
+Under ``torchrun`` the loop uses DistributedDataParallel (gloo on CPU, NCCL on
+CUDA); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Distributed:
+    """Join the process group when launched by torchrun; a single process otherwise."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if "RANK" not in os.environ:
+        return Distributed(device=torch.device(device))
+    backend = "nccl" if device == "cuda" else "gloo"
+    dist.init_process_group(backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    return Distributed(rank=rank, world_size=world, device=dev)
+
+
+def wrap_ddp(model: nn.Module, env: Distributed) -> nn.Module:
+    if env.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [env.device.index] if env.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def teardown_distributed(env: Distributed) -> None:
+    if env.world_size > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, extra: dict) -> None:
+    """Atomic: a run killed while saving keeps its previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "extra": extra}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple[int, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), dict(state.get("extra", {}))
+
+
+class JsonLog:
+    """Appends one JSON object per line; the file survives restarts (resume appends)."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled, self.t0 = path, enabled, time.time()
+
+    def write(self, **record) -> None:
+        if not self.enabled:
+            return
+        record.setdefault("time_s", round(time.time() - self.t0, 1))
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def learning_rate(step: int, total: int, base: float) -> float:
+    """Constant, then a 10× drop for the last 10 % of the run (CompressAI's habit of a late decay)."""
+    return base if step < int(total * 0.9) else base * 0.1
