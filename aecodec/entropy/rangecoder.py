@@ -62,6 +62,23 @@ def _grow(buf, needed):
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _shift_low(buf, pos, low, cache, cache_size):
+    """Emit the cached byte (plus carry) once no carry can reach it; returns the new state."""
+    if low < 0xFF000000 or low > 0xFFFFFFFF:
+        carry = low >> 32
+        buf[pos] = (cache + carry) & 0xFF
+        pos += 1
+        for _ in range(cache_size - 1):
+            buf[pos] = (0xFF + carry) & 0xFF
+            pos += 1
+        cache_size = 0
+        cache = (low >> 24) & 0xFF
+    cache_size += 1
+    low = (low & 0x00FFFFFF) << 8
+    return pos, low, cache, cache_size
+
+
 @njit(cache=True, nogil=True)
 def encode_kernel(symbols, indexes, cdfs, cdf_lengths, offsets, precision):
     """symbols, indexes: flat int32. Returns (status, bytes, n_bytes)."""
@@ -73,86 +90,92 @@ def encode_kernel(symbols, indexes, cdfs, cdf_lengths, offsets, precision):
     rng = FULL_RANGE
     cache = np.int64(0)
     cache_size = np.int64(1)
-    # Each symbol is coded as up to 1 + 2 + 9 intervals; the loop below runs
-    # them through one shared body to keep the kernel small.
+    # Escaped symbols are coded as up to 1 + 2 + 9 intervals, queued here.
     pending_start = np.zeros(16, np.int64)
     pending_freq = np.zeros(16, np.int64)
     pending_bits = np.zeros(16, np.int64)
     for i in range(n):
+        # a symbol emits at most 9 bytes besides the pending cache run
+        if pos + cache_size + 16 > buf.shape[0]:
+            buf = _grow(buf, pos + cache_size + 16)
         t = indexes[i]
         if t < 0 or t >= n_tables:
             return ERR_INDEX, buf, 0
-        length = cdf_lengths[t]
-        max_value = np.int64(length - 2)
+        max_value = np.int64(cdf_lengths[t] - 2)
         raw = np.int64(symbols[i]) - np.int64(offsets[t])
-        bypass = np.int64(-1)
-        value = raw
+        if raw >= 0 and raw < max_value:
+            # fast path: one table interval
+            c_lo = np.int64(cdfs[t, raw])
+            r = rng >> precision
+            low += r * c_lo
+            rng = r * (np.int64(cdfs[t, raw + 1]) - c_lo)
+            while rng < TOP:
+                rng <<= 8
+                pos, low, cache, cache_size = _shift_low(buf, pos, low, cache, cache_size)
+            continue
         if raw < 0:
             bypass = -2 * raw - 1
-            value = max_value
-        elif raw >= max_value:
+        else:
             bypass = 2 * (raw - max_value)
-            value = max_value
         m = 0
-        lo = np.int64(cdfs[t, value])
-        pending_start[m] = lo
-        pending_freq[m] = np.int64(cdfs[t, value + 1]) - lo
+        c_lo = np.int64(cdfs[t, max_value])
+        pending_start[m] = c_lo
+        pending_freq[m] = np.int64(cdfs[t, max_value + 1]) - c_lo
         pending_bits[m] = precision
         m += 1
-        if bypass >= 0:
-            chunks = 0
-            while (bypass >> (BYPASS_BITS * chunks)) != 0:
-                chunks += 1
-            count = chunks
-            while count >= BYPASS_MAX:
-                pending_start[m] = BYPASS_MAX
-                pending_freq[m] = 1
-                pending_bits[m] = BYPASS_BITS
-                m += 1
-                count -= BYPASS_MAX
-            pending_start[m] = count
+        chunks = 0
+        while (bypass >> (BYPASS_BITS * chunks)) != 0:
+            chunks += 1
+        count = chunks
+        while count >= BYPASS_MAX:
+            pending_start[m] = BYPASS_MAX
             pending_freq[m] = 1
             pending_bits[m] = BYPASS_BITS
             m += 1
-            for j in range(chunks):
-                pending_start[m] = (bypass >> (BYPASS_BITS * j)) & BYPASS_MAX
-                pending_freq[m] = 1
-                pending_bits[m] = BYPASS_BITS
-                m += 1
+            count -= BYPASS_MAX
+        pending_start[m] = count
+        pending_freq[m] = 1
+        pending_bits[m] = BYPASS_BITS
+        m += 1
+        for j in range(chunks):
+            pending_start[m] = (bypass >> (BYPASS_BITS * j)) & BYPASS_MAX
+            pending_freq[m] = 1
+            pending_bits[m] = BYPASS_BITS
+            m += 1
         for k in range(m):
             r = rng >> pending_bits[k]
             low += r * pending_start[k]
             rng = r * pending_freq[k]
             while rng < TOP:
                 rng <<= 8
-                # shift_low: emit the cached byte (plus carry) once no carry can reach it
-                if low < 0xFF000000 or low > 0xFFFFFFFF:
-                    carry = low >> 32
-                    buf = _grow(buf, pos + cache_size + 8)
-                    buf[pos] = (cache + carry) & 0xFF
-                    pos += 1
-                    for _ in range(cache_size - 1):
-                        buf[pos] = (0xFF + carry) & 0xFF
-                        pos += 1
-                    cache_size = 0
-                    cache = (low >> 24) & 0xFF
-                cache_size += 1
-                low = (low & 0x00FFFFFF) << 8
+                pos, low, cache, cache_size = _shift_low(buf, pos, low, cache, cache_size)
     # flush: five shift_low steps push out the cache and the four bytes of low
+    buf = _grow(buf, pos + cache_size + 16)
     for _ in range(5):
-        if low < 0xFF000000 or low > 0xFFFFFFFF:
-            carry = low >> 32
-            buf = _grow(buf, pos + cache_size + 8)
-            buf[pos] = (cache + carry) & 0xFF
-            pos += 1
-            for _ in range(cache_size - 1):
-                buf[pos] = (0xFF + carry) & 0xFF
-                pos += 1
-            cache_size = 0
-            cache = (low >> 24) & 0xFF
-        cache_size += 1
-        low = (low & 0x00FFFFFF) << 8
+        pos, low, cache, cache_size = _shift_low(buf, pos, low, cache, cache_size)
     return OK, buf, pos
+
+
+LUT_BITS = 10
+
+
+@njit(cache=True, nogil=True)
+def build_lut(cdfs, cdf_lengths, precision):
+    """lut[t, b] = largest symbol s of table t with cdf[s] <= b << shift: the decoder's
+    starting point, from which a short forward scan finds the symbol (no binary search)."""
+    bits = min(precision, LUT_BITS)
+    shift = precision - bits
+    n = cdfs.shape[0]
+    lut = np.empty((n, (1 << bits) + 1), np.int32)
+    for t in range(n):
+        s = 0
+        last = cdf_lengths[t] - 2
+        for b in range((1 << bits) + 1):
+            v = np.int64(b) << shift
+            while s < last and cdfs[t, s + 1] <= v:
+                s += 1
+            lut[t, b] = s
+    return lut, shift
 
 
 @njit(cache=True, nogil=True)
@@ -168,6 +191,7 @@ def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
     pos = 4
     rng = FULL_RANGE
     total = np.int64(1) << precision
+    lut, shift = build_lut(cdfs, cdf_lengths, precision)
     for i in range(n):
         t = indexes[i]
         if t < 0 or t >= n_tables:
@@ -176,17 +200,13 @@ def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
         max_value = np.int64(length - 2)
         # --- the table symbol
         r = rng >> precision
-        v = code // r
-        if v >= total:
+        if code >= r * total:
             return ERR_CORRUPT, i
-        lo_s = 0
-        hi_s = length - 1
-        while hi_s - lo_s > 1:
-            mid = (lo_s + hi_s) >> 1
-            if cdfs[t, mid] <= v:
-                lo_s = mid
-            else:
-                hi_s = mid
+        # v = code // r as an unsigned division (Python floor semantics cost extra)
+        v = np.int64(np.uint64(code) // np.uint64(r))
+        lo_s = lut[t, v >> shift]
+        while cdfs[t, lo_s + 1] <= v:
+            lo_s += 1
         c_lo = np.int64(cdfs[t, lo_s])
         code -= r * c_lo
         rng = r * (np.int64(cdfs[t, lo_s + 1]) - c_lo)
@@ -205,9 +225,9 @@ def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
             j = 0
             while True:
                 r = rng >> BYPASS_BITS
-                u = code // r
-                if u > BYPASS_MAX:
+                if code >= r << BYPASS_BITS:
                     return ERR_CORRUPT, i
+                u = code // r
                 code -= r * u
                 rng = r
                 while rng < TOP:

@@ -58,6 +58,14 @@ def wrap_ddp(model: nn.Module, env: Distributed) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def all_finite(value: torch.Tensor, env: Distributed) -> bool:
+    """True when the loss is finite on every rank (all ranks must skip a step together)."""
+    flag = torch.isfinite(value.detach()).to(torch.float32).reshape(1)
+    if env.world_size > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 def teardown_distributed(env: Distributed) -> None:
     if env.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

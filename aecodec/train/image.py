@@ -20,6 +20,7 @@ from PIL import Image
 
 from aecodec.models.image import IMAGE_LAMBDAS, GainedMeanScaleHyperprior
 from aecodec.train.common import (
+    all_finite,
     JsonLog,
     learning_rate,
     load_checkpoint,
@@ -125,6 +126,10 @@ def train_image(cfg: ImageTrainConfig) -> Path:
         rd = rate_distortion(out, x, lambdas_all[q])
         aux = model.aux_loss()
         optimizer.zero_grad(set_to_none=True)
+        if not all_finite(rd["loss"], env):
+            log.write(event="skipped non-finite loss", step=step)
+            step += 1
+            continue
         (rd["loss"] + aux).backward()
         torch.nn.utils.clip_grad_norm_(others, 1.0)
         optimizer.step()

@@ -1,0 +1,67 @@
+"""Regenerate the conformance vectors in bitstream/vectors/ (run from the repository root).
+
+    python bitstream/make_vectors.py
+
+Vectors are committed; tests check that each decodes to its .json and that
+re-encoding reproduces the bytes, so a change here that alters a vector is a
+format change (see SPEC.md, versioning policy).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from aecodec import container, entropy
+
+OUT = Path(__file__).parent / "vectors"
+
+
+def gaussian_tables(scales, precision):
+    """Small discretized-Gaussian tables in CompressAI's layout (last symbol = escape)."""
+    from math import erf, sqrt
+
+    cdfs, lengths, offsets = [], [], []
+    for s in scales:
+        half = max(1, int(np.ceil(3 * s)))
+        values = np.arange(-half, half + 1)
+        cdf_f = lambda x: 0.5 * (1 + erf(x / (s * sqrt(2))))
+        pmf = np.array([cdf_f(v + 0.5) - cdf_f(v - 0.5) for v in values] + [1e-3])
+        total = 1 << precision
+        freq = np.maximum(1, np.floor(pmf / pmf.sum() * (total - len(pmf)))).astype(np.int64)
+        freq[np.argmax(freq)] += total - freq.sum()
+        cdfs.append([0] + np.cumsum(freq).tolist())
+        lengths.append(len(pmf) + 1)
+        offsets.append(-half)
+    width = max(lengths)
+    cdfs = [c + [0] * (width - len(c)) for c in cdfs]
+    return cdfs, lengths, offsets
+
+
+def coder_vector(name, scales, precision, n, seed):
+    cdfs, lengths, offsets = gaussian_tables(scales, precision)
+    rng = np.random.default_rng(seed)
+    indexes = rng.integers(0, len(scales), n)
+    symbols = np.round(rng.normal(0, 1, n) * np.array(scales)[indexes]).astype(np.int64)
+    symbols[:6] = [2**31 - 1, -(2**31), 1000, -1000, 7, -7]  # escapes of every length class
+    doc = {"precision": precision, "cdfs": cdfs, "cdf_lengths": lengths, "offsets": offsets,
+           "indexes": indexes.tolist(), "symbols": symbols.tolist()}
+    data = entropy.encode(doc["symbols"], doc["indexes"], cdfs, lengths, offsets, precision)
+    (OUT / f"{name}.rc").write_bytes(data)
+    (OUT / f"{name}.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def container_vector():
+    header = {"modality": "test", "note": "aec container conformance vector", "version": "1.0"}
+    chunks = [("AAAA", b"first chunk"), ("EMPT", b""), ("BIN0", bytes(range(256)))]
+    (OUT / "container-basic.aec").write_bytes(container.pack(header, chunks))
+    doc = {"header": header, "chunks": [{"tag": t, "payload_hex": p.hex()} for t, p in chunks]}
+    (OUT / "container-basic.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    OUT.mkdir(exist_ok=True)
+    coder_vector("coder-p16", [0.3, 1.0, 4.0, 12.0], 16, 400, 1)
+    coder_vector("coder-p12", [0.5, 2.0, 6.0], 12, 300, 2)
+    container_vector()
+    print("wrote", sorted(p.name for p in OUT.iterdir()))
