@@ -100,17 +100,24 @@ class GainedMeanScaleHyperprior(nn.Module):
         return interp(self.gain), interp(self.inv_gain)
 
     # ---- training ---------------------------------------------------------------------------
-    def forward(self, x: Tensor, quality: Tensor) -> dict:
-        """x in [0, 1], shape [B, 3, H, W]; quality [B] (0-based levels) -> x_hat and likelihoods."""
+    def forward(self, x: Tensor, quality: Tensor, straight_through: bool = False) -> dict:
+        """x in [0, 1], shape [B, 3, H, W]; quality [B] (0-based levels) -> x_hat and likelihoods.
+
+        The rate always uses additive uniform noise. The synthesis sees the noisy
+        latent too, unless ``straight_through``: then it sees the rounded latent
+        (as at test time) with identity gradients. Rounding from the start stalls
+        training (latents near zero all round to zero), so runs switch late.
+        """
         gain, inv_gain = self.gains(quality)
         y = self.g_a(x) * gain
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         means, scales = self.h_s(z_hat).chunk(2, 1)
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
-        # Straight-through rounding for the synthesis input: it sees the same
-        # quantized latent as at test time (noise is used only for the rate).
-        y_hat = torch.round(y - means).detach() + (y - means) - (y - means).detach() + means
+        y_noisy, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        if straight_through:
+            y_hat = torch.round(y - means).detach() + (y - means) - (y - means).detach() + means
+        else:
+            y_hat = y_noisy
         x_hat = self.g_s(y_hat * inv_gain)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 

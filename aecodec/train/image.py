@@ -48,6 +48,7 @@ class ImageTrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     threads: int = 0
+    straight_through_from: float = 0.75  # fraction of the run after which the synthesis sees rounded latents
 
 
 class CropDataset:
@@ -122,7 +123,7 @@ def train_image(cfg: ImageTrainConfig) -> Path:
         optimizer.param_groups[0]["lr"] = lr
         x = data.batch(cfg.batch_size).to(env.device)
         q = torch.randint(0, model.levels, (x.shape[0],), device=env.device)
-        out = net(x, q)
+        out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
         rd = rate_distortion(out, x, lambdas_all[q])
         aux = model.aux_loss()
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,5 @@
+import sys
+
+from aecodec.cli import main
+
+sys.exit(main())

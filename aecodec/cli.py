@@ -1,0 +1,404 @@
+"""Command line: encode, decode, info, bench, train — thin over the Python API.
+
+Exit status: 0 success, 1 runtime error (bad input, bad file, I/O), 2 usage error.
+Outputs are written to a temporary file beside the target and renamed into place
+(never a half-written file); existing files are kept unless ``-f`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from aecodec.errors import AecError, InputError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+IMAGE_INPUTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".avif"}
+DECODE_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+class UsageError(Exception):
+    """Wrong arguments: exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# output handling
+
+
+def write_atomically(path: str, data_writer, force: bool) -> None:
+    """Call data_writer(fileobj) on a temporary file, then rename it to path ('-' = stdout)."""
+    if path == "-":
+        import io
+
+        buf = io.BytesIO()
+        data_writer(buf)
+        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists (use -f to overwrite)")
+    target.parent.mkdir(parents=True, exist_ok=True) if not target.parent.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            data_writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists() and not force:  # appeared meanwhile
+            raise FileExistsError(f"{target} exists (use -f to overwrite)")
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+@dataclass
+class Job:
+    src: str
+    dst: str
+
+
+def plan_jobs(inputs: list[str], output: str | None, out_suffix: str, in_suffixes: set[str] | None) -> list[Job]:
+    """Map inputs to outputs. Several inputs, a directory input or an output ending in '/' -> DIR/<stem><suffix>."""
+    expanded: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if item != "-" and p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and (in_suffixes is None or f.suffix.lower() in in_suffixes))
+            if not files:
+                raise UsageError(f"no input files in directory {p}")
+            expanded.extend(str(f) for f in files)
+        else:
+            expanded.append(item)
+    batch = len(expanded) > 1 or any(Path(i).is_dir() for i in inputs if i != "-")
+    if output is None:
+        if "-" in expanded:
+            raise UsageError("reading stdin needs -o (a file or '-')")
+        return [Job(src, str(Path(src).with_suffix(out_suffix))) for src in expanded]
+    if batch or output.endswith(("/", os.sep)) or (Path(output).is_dir() and output != "-"):
+        if output == "-":
+            raise UsageError("several inputs cannot all go to stdout")
+        if "-" in expanded:
+            raise UsageError("stdin cannot be combined with other inputs")
+        out_dir = Path(output)
+        return [Job(src, str(out_dir / (Path(src).stem + out_suffix))) for src in expanded]
+    return [Job(expanded[0], output)]
+
+
+def run_jobs(jobs: list[Job], work, workers: int, as_json: bool, quiet: bool) -> int:
+    """Run work(job) -> dict for each job; report each line; failures do not stop the others."""
+    results, failed = [], 0
+
+    def one(job: Job):
+        t0 = time.perf_counter()
+        try:
+            info = work(job)
+            info.update(input=job.src, output=job.dst, ok=True, seconds=round(time.perf_counter() - t0, 4))
+        except (AecError, OSError, FileExistsError) as exc:
+            info = {"input": job.src, "output": job.dst, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return info
+
+    if workers > 1 and len(jobs) > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        with ThreadPoolExecutor(workers) as pool:
+            outcomes = list(pool.map(one, jobs))
+    else:
+        outcomes = [one(j) for j in jobs]
+    for info in outcomes:
+        results.append(info)
+        if not info["ok"]:
+            failed += 1
+            print(f"aecodec: error: {info['input']}: {info['error']}", file=sys.stderr)
+        elif not quiet and not as_json:
+            print(info.pop("line"), file=sys.stderr)
+        info.pop("line", None)
+    if as_json:
+        doc = results[0] if len(results) == 1 else {"files": results, "failed": failed}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def _psnr(a, b) -> float:
+    import numpy as np
+
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def encode_image_to_target(image, target_bpp: float, model, tile: int) -> tuple[bytes, float]:
+    """Highest quality whose file is at most target_bpp (bisection over the continuous quality)."""
+    from aecodec.codec import compress_image
+
+    pixels = image.size[0] * image.size[1]
+    lo, hi = 1.0, 8.0
+    best = compress_image(image, lo, model=model, tile=tile)
+    best_q = lo
+    if 8 * len(best) / pixels > target_bpp:
+        return best, best_q  # even the lowest quality is above target: give the smallest
+    top = compress_image(image, hi, model=model, tile=tile)
+    if 8 * len(top) / pixels <= target_bpp:
+        return top, hi
+    for _ in range(7):
+        mid = round((lo + hi) / 2, 3)
+        data = compress_image(image, mid, model=model, tile=tile)
+        if 8 * len(data) / pixels <= target_bpp:
+            best, best_q, lo = data, mid, mid
+        else:
+            hi = mid
+    return best, best_q
+
+
+def cmd_encode(args) -> int:
+    from aecodec import codec
+    from aecodec.io import image as image_io
+
+    if args.quality is not None and args.target_bpp is not None:
+        raise UsageError("-q and --target-bpp exclude each other")
+    if args.target_bpp is not None and not (args.target_bpp > 0 and math.isfinite(args.target_bpp)):
+        raise UsageError("--target-bpp must be a positive number")
+    quality = codec.DEFAULT_QUALITY if args.quality is None else args.quality
+    if not 1 <= quality <= 8:
+        raise UsageError(f"-q must be between 1 and 8, got {quality:g}")
+    jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS)
+    model = args.model  # loaded once, shared by all jobs (registry cache)
+
+    def work(job: Job) -> dict:
+        t0 = time.perf_counter()
+        image = image_io.open_image(read_input(job.src) if job.src == "-" else job.src)
+        if job.dst != "-" and Path(job.dst).exists() and not args.force:
+            raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
+        q = quality
+        if args.target_bpp is not None:
+            data, q = encode_image_to_target(image, args.target_bpp, model, args.tile)
+        else:
+            data = codec.compress_image(image, q, model=model, tile=args.tile)
+        write_atomically(job.dst, lambda f: f.write(data), args.force)
+        seconds = time.perf_counter() - t0
+        w, h = image.size
+        info = {"bytes": len(data), "bpp": round(8 * len(data) / (w * h), 5), "width": w, "height": h,
+                "quality": q, "encode_seconds": round(seconds, 4)}
+        line = f"{job.src} -> {job.dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, q {q:g}, {seconds:.2f} s"
+        if args.psnr:
+            decoded = codec.decompress_image(data, model=model)
+            ref = image_io.to_planes(image).rgb
+            info["psnr_rgb"] = round(_psnr(ref, image_io.to_planes(decoded).rgb), 4)
+            line += f", PSNR {info['psnr_rgb']:.2f} dB"
+        info["line"] = line
+        return info
+
+    return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
+
+
+def _output_format(dst: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt.upper()
+    if dst == "-":
+        return "PNG"
+    suffix = Path(dst).suffix.lower()
+    if suffix not in DECODE_FORMATS:
+        raise InputError(f"cannot tell the output format from {dst!r}; use .png, .webp, .tif, .bmp or .jpg")
+    return DECODE_FORMATS[suffix]
+
+
+def cmd_decode(args) -> int:
+    from aecodec import codec
+    from aecodec.io import image as image_io
+
+    suffix = "." + (args.format or "png").lower()
+    jobs = plan_jobs(args.inputs, args.output, suffix, {".aec"})
+
+    def work(job: Job) -> dict:
+        t0 = time.perf_counter()
+        fmt = _output_format(job.dst, args.format)
+        if job.dst != "-" and Path(job.dst).exists() and not args.force:
+            raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
+        data = read_input(job.src)
+        image = codec.decompress_image(data, model=args.model)
+        write_atomically(job.dst, lambda f: image_io.save_image(image, f, fmt), args.force)
+        seconds = time.perf_counter() - t0
+        w, h = image.size
+        line = f"{job.src} -> {job.dst}: {w}×{h} {image.mode}, {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, {seconds:.2f} s"
+        return {"width": w, "height": h, "mode": image.mode, "bytes": len(data), "decode_seconds": round(seconds, 4),
+                "line": line}
+
+    return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
+
+
+def cmd_info(args) -> int:
+    from aecodec import container
+
+    data = read_input(args.input)
+    reader = container.ContainerReader(data)
+    chunks = reader.index() if args.input != "-" else []
+    counts: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for c in chunks:
+        counts[c.tag] = counts.get(c.tag, 0) + 1
+        sizes[c.tag] = sizes.get(c.tag, 0) + c.length
+    doc = {"file": args.input, "bytes": len(data), "version": f"{reader.major}.{reader.minor}", "header": reader.header,
+           "chunks": {t: {"count": counts[t], "bytes": sizes[t]} for t in sorted(counts)}}
+    img = reader.header.get("image")
+    if isinstance(img, dict) and isinstance(img.get("width"), int) and isinstance(img.get("height"), int):
+        doc["bpp"] = round(8 * len(data) / max(1, img["width"] * img["height"]), 5)
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return EXIT_OK
+    h = reader.header
+    print(f"{args.input}: aec {doc['version']}, {len(data)} bytes, modality {h.get('modality')}")
+    if isinstance(h.get("model"), dict):
+        m = h["model"]
+        print(f"  model   {m.get('name')} (id {m.get('id')}, weights {m.get('weights')}), quality {h.get('quality')}")
+    if isinstance(h.get("coder"), dict):
+        print(f"  coder   {h['coder'].get('name')}, precision {h['coder'].get('precision')}")
+    if isinstance(img, dict):
+        print(f"  image   {img.get('width')}×{img.get('height')} {img.get('mode')} {img.get('bit_depth', 8)}-bit, "
+              f"tile {img.get('tile')}" + (f", {doc['bpp']} bpp" if "bpp" in doc else ""))
+    for tag, c in doc["chunks"].items():
+        print(f"  chunk   {tag} ×{c['count']}, {c['bytes']} bytes")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    if args.what == "coder":
+        from aecodec.bench import coder as coder_bench
+
+        return coder_bench.main(["--n", str(args.n)] + (["--out", str(args.out)] if args.out else []))
+    if args.what == "image":
+        from aecodec.bench.image import run_image_bench
+
+        if not args.data or not Path(args.data).is_dir():
+            raise UsageError("bench image needs --data DIR (a folder of PNG images)")
+        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+        out = Path(args.out or f"benchmarks/results/image/{Path(args.data).name}")
+        run_image_bench(Path(args.data), codecs, out, limit=args.limit)
+        return EXIT_OK
+    raise UsageError(f"unknown benchmark {args.what!r}")
+
+
+def cmd_train(args) -> int:
+    if args.what == "image":
+        from aecodec.train.image import ImageTrainConfig, train_image
+
+        cfg = ImageTrainConfig(data=Path(args.data), out=Path(args.out), steps=args.steps, batch_size=args.batch_size,
+                               crop=args.crop, lr=args.lr, device=args.device, N=args.N, M=args.M)
+        ckpt = train_image(cfg)
+        print(f"checkpoint: {ckpt}", file=sys.stderr)
+        if args.export:
+            from aecodec.train.export import export_image
+
+            path = export_image(ckpt, Path(args.export))
+            print(f"exported: {path}", file=sys.stderr)
+        return EXIT_OK
+    raise UsageError(f"unknown training target {args.what!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aecodec import __version__
+
+    ap = argparse.ArgumentParser(prog="aecodec", description="Learned image compression with checked bitstreams.")
+    ap.add_argument("--version", action="version", version=f"aecodec {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p, what):
+        p.add_argument("inputs", nargs="+", metavar="IN", help=f"{what} files or directories; '-' reads stdin")
+        p.add_argument("-o", "--output", metavar="OUT", help="output file, '-' for stdout, or DIR/ for batch mode")
+        p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+        p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel workers in batch mode")
+        p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+        p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
+        p.add_argument("--model", default=None, help="model variant (default: the registry's default)")
+
+    enc = sub.add_parser("encode", help="compress images to .aec")
+    common(enc, "image")
+    enc.add_argument("-q", "--quality", type=float, default=None, help="quality 1 (smallest) .. 8, fractions allowed; default 4")
+    enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
+    enc.add_argument("--tile", type=int, default=1024, help="tile size in pixels (multiple of 64)")
+    enc.add_argument("--psnr", action="store_true", help="also decode and report PSNR-RGB")
+    enc.set_defaults(func=cmd_encode)
+
+    dec = sub.add_parser("decode", help="decompress .aec files")
+    common(dec, ".aec")
+    dec.add_argument("--format", choices=["png", "webp", "tiff", "bmp", "jpeg"], help="output format (default from suffix)")
+    dec.set_defaults(func=cmd_decode)
+
+    info = sub.add_parser("info", help="describe an .aec file")
+    info.add_argument("input", metavar="FILE")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+
+    bench = sub.add_parser("bench", help="benchmarks: rate-distortion and coder speed")
+    bench.add_argument("what", choices=["image", "coder"])
+    bench.add_argument("--data", help="folder of images (bench image)")
+    bench.add_argument("--codecs", default="aec,jpeg,webp,avif")
+    bench.add_argument("--out", help="output folder (image) or JSON file (coder)")
+    bench.add_argument("--limit", type=int, default=None, help="only the first N images")
+    bench.add_argument("--n", type=int, default=2_000_000, help="symbols (bench coder)")
+    bench.set_defaults(func=cmd_bench)
+
+    train = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
+    train.add_argument("what", choices=["image"])
+    train.add_argument("--data", required=True, help="folder of training images")
+    train.add_argument("--out", required=True, help="run directory (checkpoint, train.log)")
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--crop", type=int, default=128)
+    train.add_argument("--lr", type=float, default=2e-4)
+    train.add_argument("--N", type=int, default=96)
+    train.add_argument("--M", type=int, default=160)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--export", metavar="FILE", help="write the trained weights as safetensors when done")
+    train.set_defaults(func=cmd_train)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if getattr(args, "jobs", 1) < 1:
+        print("aecodec: error: -j must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"aecodec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AecError, OSError) as exc:
+        print(f"aecodec: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("aecodec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Python API: images <-> aec bytes.
+
+    compress_image(image, quality)  PIL/ndarray ─io─> RGB planes ─pad 64─> tiles
+        tile ─model.analyze─> z, y symbols + indexes ─entropy.encode─> TILE chunk
+        header + TILE* + ALPH/ICCP/EXIF ─container─> bytes
+    decompress_image(data)          the mirror; the symbols' CRC catches a desync
+
+Tiles are coded independently (memory stays bounded for large photos); each is
+a chunk. Models come from the registry unless ``model=`` passes a LoadedModel.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from aecodec import container, entropy, registry
+from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputError, LimitError, ModelError
+from aecodec.io import image as image_io
+
+DEFAULT_TILE = 1024
+IMAGE_ALIGN = 64
+TILE_HEAD = struct.Struct("<III")  # z bytes, y bytes, crc32 of the decoded symbols
+DEFAULT_QUALITY = 4.0
+
+__all__ = ["compress_image", "decompress_image", "read_info", "ImageInfo", "DEFAULT_TILE", "DEFAULT_QUALITY"]
+
+
+def _resolve(model) -> registry.LoadedModel:
+    if model is None:
+        return registry.load(registry.DEFAULT_IMAGE_MODEL)
+    if isinstance(model, str):
+        return registry.load(model)
+    return model
+
+
+def _quality_text(quality: float) -> str:
+    text = f"{float(quality):.3f}".rstrip("0").rstrip(".")
+    return text
+
+
+def _pad(rgb: np.ndarray, align: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    ph, pw = -h % align, -w % align
+    if ph or pw:
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return rgb
+
+
+def tile_grid(width: int, height: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of each tile in raster order; the image is first padded to multiples of 64."""
+    pw, ph = width + (-width % IMAGE_ALIGN), height + (-height % IMAGE_ALIGN)
+    return [(x, y, min(tile, pw - x), min(tile, ph - y)) for y in range(0, ph, tile) for x in range(0, pw, tile)]
+
+
+def _symbols_crc(*arrays: np.ndarray) -> int:
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(np.ascontiguousarray(a, dtype="<i4").tobytes(), crc)
+    return crc
+
+
+def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_level: float, precision: int) -> bytes:
+    """One padded tile (h, w multiples of 64) -> TILE payload."""
+    import torch
+
+    net = loaded.net
+    x = torch.from_numpy(np.ascontiguousarray(rgb_tile)).permute(2, 0, 1)[None].float().div_(255.0)
+    with torch.no_grad():
+        z_sym, y_sym, y_idx = net.analyze(x, quality_level)
+    z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
+    y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
+    return TILE_HEAD.pack(len(z_data), len(y_data), _symbols_crc(z_sym, y_sym)) + z_data + y_data
+
+
+def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, quality_level: float,
+                precision: int) -> np.ndarray:
+    """TILE payload -> RGB uint8 tile of th × tw."""
+    import torch
+
+    net = loaded.net
+    if len(payload) < TILE_HEAD.size:
+        raise FormatError("TILE chunk shorter than its header")
+    z_len, y_len, crc = TILE_HEAD.unpack_from(payload)
+    if TILE_HEAD.size + z_len + y_len != len(payload):
+        raise FormatError("TILE chunk sizes do not add up")
+    z_data = payload[TILE_HEAD.size : TILE_HEAD.size + z_len]
+    y_data = payload[TILE_HEAD.size + z_len :]
+    z_shape = (net.N, th // 64, tw // 64)
+    # The chunk CRC has already vouched for the bytes: a failure to decode them
+    # means the decoder's model disagrees with the encoder's (or a forged file).
+    try:
+        z_sym = entropy.decode(z_data, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
+        y_idx, means = net.hyper_decode(z_sym)
+        y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
+    except FormatError as exc:
+        raise CorruptStreamError(f"tile does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
+    if _symbols_crc(z_sym, y_sym) != crc:
+        raise CorruptStreamError("decoded symbols do not match the encoder's checksum (encoder/decoder desynchronised)")
+    with torch.no_grad():
+        x_hat = net.synthesize(y_sym, means, quality_level)
+    return x_hat[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def compress_image(image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE) -> bytes:
+    """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 8, fractional allowed."""
+    buf = io.BytesIO()
+    write_image(buf, image, quality, model=model, tile=tile)
+    return buf.getvalue()
+
+
+def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE) -> None:
+    """Like compress_image, writing chunk by chunk to a binary file object."""
+    loaded = _resolve(model)
+    lo, hi = loaded.variant.qualities
+    if not isinstance(quality, (int, float)) or not lo <= float(quality) <= hi:
+        raise InputError(f"quality must be between {lo:g} and {hi:g}, got {quality!r}")
+    if tile < IMAGE_ALIGN or tile % IMAGE_ALIGN or tile > 4096:
+        raise InputError(f"tile must be a multiple of {IMAGE_ALIGN} in [64, 4096], got {tile}")
+    planes = image_io.to_planes(image)
+    width, height = planes.size
+    precision = loaded.net.entropy_bottleneck.entropy_coder_precision
+    header = {
+        "modality": "image",
+        "model": loaded.header,
+        "coder": {"name": entropy.CODER_NAME, "precision": precision},
+        "quality": _quality_text(quality),
+        "image": {"width": width, "height": height, "mode": planes.mode, "bit_depth": planes.bit_depth,
+                  "tile": tile, "coded_channels": 3},
+    }
+    level = float(quality) - 1.0
+    rgb = _pad(planes.rgb, IMAGE_ALIGN)
+    with container.ContainerWriter(fileobj, header) as writer:
+        for x, y, tw, th in tile_grid(width, height, tile):
+            writer.add_chunk("TILE", encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision))
+        if planes.alpha is not None:
+            writer.add_chunk("ALPH", image_io.alpha_to_png(planes.alpha))
+        if planes.icc:
+            writer.add_chunk("ICCP", planes.icc)
+        if planes.exif:
+            writer.add_chunk("EXIF", planes.exif)
+
+
+@dataclass
+class ImageInfo:
+    header: dict
+    width: int
+    height: int
+    mode: str
+    bit_depth: int
+    tile: int
+    quality: float
+    model: registry.ModelVariant | None
+
+
+def _int_field(obj: dict, key: str, lo: int, hi: int) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise HeaderError(f"header field {key!r} must be an integer in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def parse_image_header(header: dict) -> ImageInfo:
+    """Validate every field that sizes work or memory before anything is decoded."""
+    if header.get("modality") != "image":
+        raise HeaderError(f"not an image file (modality {header.get('modality')!r})")
+    img = header.get("image")
+    model = header.get("model")
+    coder = header.get("coder")
+    if not isinstance(img, dict) or not isinstance(model, dict) or not isinstance(coder, dict):
+        raise HeaderError("image header lacks its image, model or coder object")
+    width = _int_field(img, "width", 1, 65535)
+    height = _int_field(img, "height", 1, 65535)
+    if width * height > image_io.MAX_PIXELS:
+        raise LimitError(f"{width}×{height} exceeds the limit of {image_io.MAX_PIXELS} pixels")
+    tile = _int_field(img, "tile", IMAGE_ALIGN, 4096)
+    if tile % IMAGE_ALIGN:
+        raise HeaderError(f"tile {tile} is not a multiple of {IMAGE_ALIGN}")
+    mode = img.get("mode")
+    if mode not in ("RGB", "RGBA", "L", "LA"):
+        raise HeaderError(f"unknown image mode {mode!r}")
+    bit_depth = img.get("bit_depth", 8)
+    if bit_depth not in (8, 16):
+        raise HeaderError(f"unknown bit depth {bit_depth!r}")
+    if img.get("coded_channels") != 3:
+        raise HeaderError("coded_channels must be 3")
+    if coder.get("name") != entropy.CODER_NAME:
+        raise HeaderError(f"unknown entropy coder {coder.get('name')!r}")
+    _int_field(coder, "precision", 1, 16)
+    try:
+        quality = float(str(header.get("quality")))
+    except ValueError:
+        raise HeaderError(f"bad quality {header.get('quality')!r}") from None
+    if not np.isfinite(quality):
+        raise HeaderError("quality is not finite")
+    model_id = _int_field(model, "id", 0, 65535)
+    variant = registry.BY_ID.get(model_id)
+    return ImageInfo(header, width, height, mode, bit_depth, tile, quality, variant)
+
+
+def read_info(data_or_file) -> ImageInfo:
+    """Header of an aec image file, validated; decodes nothing."""
+    return parse_image_header(container.ContainerReader(data_or_file).header)
+
+
+def _model_for(info: ImageInfo, model) -> registry.LoadedModel:
+    wanted = info.header["model"]
+    if model is not None:
+        loaded = _resolve(model)
+    else:
+        if info.model is None:
+            raise ModelError(f"file was written by model id {wanted.get('id')} ({wanted.get('name')!r}), "
+                             "which this aecodec does not have")
+        loaded = registry.load(info.model.name)
+    if loaded.variant.id != wanted.get("id") or loaded.weights_sha256[:16] != wanted.get("weights"):
+        raise ModelError(f"file needs model {wanted.get('name')!r} id {wanted.get('id')} weights "
+                         f"{wanted.get('weights')}, have {loaded.variant.name!r} id {loaded.variant.id} "
+                         f"weights {loaded.weights_sha256[:16]}")
+    lo, hi = loaded.variant.qualities
+    if not lo <= info.quality <= hi:
+        raise HeaderError(f"quality {info.quality} outside the model's range [{lo}, {hi}]")
+    return loaded
+
+
+def decompress_image(data_or_file, *, model=None):
+    """aec bytes (or a binary file object) -> PIL image in the input's mode, with icc_profile/exif in info."""
+    from PIL import Image  # noqa: F401 - imported for the return type
+
+    reader = container.ContainerReader(data_or_file)
+    info = parse_image_header(reader.header)
+    loaded = _model_for(info, model)
+    precision = info.header["coder"]["precision"]
+    level = info.quality - 1.0
+    grid = tile_grid(info.width, info.height, info.tile)
+    rgb = np.empty((info.height, info.width, 3), np.uint8)
+    alpha = icc = exif = None
+    n_tiles = 0
+    for tag, payload in reader.chunks():
+        if tag == "TILE":
+            if n_tiles >= len(grid):
+                raise FormatError(f"more TILE chunks than the {len(grid)} the header implies")
+            x, y, tw, th = grid[n_tiles]
+            pixels = decode_tile(loaded, payload, tw, th, level, precision)
+            h, w = min(th, info.height - y), min(tw, info.width - x)
+            rgb[y : y + h, x : x + w] = pixels[:h, :w]
+            n_tiles += 1
+        elif tag == "ALPH":
+            alpha = image_io.alpha_from_png(payload, (info.width, info.height))
+        elif tag == "ICCP":
+            icc = payload
+        elif tag == "EXIF":
+            exif = payload
+    if n_tiles != len(grid):
+        raise FormatError(f"file has {n_tiles} TILE chunks, the header implies {len(grid)}")
+    if (alpha is not None) != (info.mode in ("RGBA", "LA")):
+        raise FormatError(f"mode {info.mode} and the presence of an alpha plane disagree")
+    return image_io.from_planes(rgb, alpha, info.mode, info.bit_depth, icc, exif)

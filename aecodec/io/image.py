@@ -1,0 +1,149 @@
+"""Image reading for the codec: any Pillow input -> RGB uint8 + what must come back on decode.
+
+    file / PIL image / ndarray ─> ImagePlanes(rgb HxWx3 uint8, alpha HxW uint8 | None,
+                                              mode, bit_depth, icc, exif)
+
+Handling, documented in the README:
+- L, LA, P, PA, CMYK, YCbCr, I;16, I, F: converted to RGB(A) for coding.
+- Grayscale is coded as RGB and converted back to L on decode.
+- 16-bit inputs are coded at 8 bits (the top byte) and restored as 16-bit (v × 257).
+- Alpha is kept losslessly (PNG in an ALPH chunk).
+- ICC profile and EXIF bytes are carried as chunks.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from aecodec.errors import InputError, LimitError
+
+# Pillow's decompression-bomb threshold (2 × Image.MAX_IMAGE_PIXELS by default).
+MAX_PIXELS = 2 * 89_478_485
+
+
+@dataclass
+class ImagePlanes:
+    rgb: np.ndarray  # H x W x 3 uint8
+    alpha: np.ndarray | None  # H x W uint8
+    mode: str  # mode restored on decode: RGB, RGBA, L, LA
+    bit_depth: int = 8
+    icc: bytes | None = None
+    exif: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def open_image(source) -> Image.Image:
+    """Open a path / file object / bytes with Pillow, turning its errors into InputError."""
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            source = io.BytesIO(source)
+        im = Image.open(source)
+        im.load()
+        return im
+    except Image.DecompressionBombError as exc:
+        raise LimitError(f"image too large: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot read image: {exc}") from None
+
+
+def to_planes(image: Image.Image | np.ndarray) -> ImagePlanes:
+    if isinstance(image, np.ndarray):
+        image = array_to_image(image)
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise InputError(f"image has no pixels ({w}×{h})")
+    if w * h > MAX_PIXELS:
+        raise LimitError(f"image of {w}×{h} pixels exceeds the limit of {MAX_PIXELS} pixels")
+    icc = image.info.get("icc_profile") or None
+    exif = image.info.get("exif") or None
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # animated inputs: the first frame (the README says so)
+    mode = image.mode
+    bit_depth = 16 if mode in ("I;16", "I;16B", "I;16L", "I") else 8
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if bit_depth == 16 else 1.0 if mode == "F" else 255.0
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return ImagePlanes(np.repeat(gray[:, :, None], 3, 2), None, "L", bit_depth, icc, exif)
+    if mode == "1":
+        image, mode = image.convert("L"), "L"
+    if mode == "P" or mode == "PA":
+        has_alpha = "transparency" in image.info or mode == "PA"
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        mode = image.mode
+    if mode in ("L", "LA"):
+        gray = np.asarray(image.convert("L"))
+        alpha = np.asarray(image.getchannel("A")).copy() if mode == "LA" else None
+        return ImagePlanes(np.repeat(gray[:, :, None], 3, 2), alpha, mode, 8, icc, exif)
+    if mode == "RGBA" or "A" in image.getbands():
+        rgba = np.asarray(image.convert("RGBA"))
+        return ImagePlanes(rgba[:, :, :3].copy(), rgba[:, :, 3].copy(), "RGBA", 8, icc, exif)
+    return ImagePlanes(np.asarray(image.convert("RGB")).copy(), None, "RGB", 8, icc, exif)
+
+
+def array_to_image(arr: np.ndarray) -> Image.Image:
+    if arr.dtype != np.uint8:
+        raise InputError(f"arrays must be uint8 (H×W, H×W×3 or H×W×4), got {arr.dtype}")
+    if arr.ndim == 2:
+        return Image.fromarray(arr, "L")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
+    raise InputError(f"arrays must be H×W, H×W×3 or H×W×4, got shape {arr.shape}")
+
+
+def from_planes(rgb: np.ndarray, alpha: np.ndarray | None, mode: str, bit_depth: int,
+                icc: bytes | None, exif: bytes | None) -> Image.Image:
+    """Decoded RGB (+ alpha) back to the input's mode, with metadata in ``info``."""
+    image = Image.fromarray(rgb, "RGB")
+    if mode in ("L", "LA"):
+        image = image.convert("L")
+        if bit_depth == 16 and mode == "L":
+            image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    if alpha is not None:
+        if mode == "LA":
+            image = Image.merge("LA", (image, Image.fromarray(alpha, "L")))
+        else:
+            image = Image.merge("RGBA", (*image.split(), Image.fromarray(alpha, "L")))
+    if icc:
+        image.info["icc_profile"] = icc
+    if exif:
+        image.info["exif"] = exif
+    return image
+
+
+def alpha_to_png(alpha: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(alpha, "L").save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def alpha_from_png(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    from aecodec.errors import FormatError
+
+    try:
+        im = Image.open(io.BytesIO(data))
+        if im.size != size or im.mode != "L":
+            raise FormatError(f"alpha plane is {im.mode} {im.size}, expected L {size}")
+        im.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise FormatError(f"alpha plane is not a valid PNG: {exc}") from None
+    return np.asarray(im).copy()
+
+
+def save_image(image: Image.Image, fileobj, fmt: str) -> None:
+    """Write with metadata restored where the format carries it."""
+    kwargs = {}
+    if image.info.get("icc_profile") and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        kwargs["icc_profile"] = image.info["icc_profile"]
+    if image.info.get("exif") and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        kwargs["exif"] = image.info["exif"]
+    if fmt == "JPEG" and image.mode in ("RGBA", "LA", "I;16"):
+        raise InputError(f"JPEG cannot hold mode {image.mode}; write PNG, WebP or TIFF")
+    image.save(fileobj, fmt, **kwargs)

@@ -1,0 +1,152 @@
+"""The one table of model variants: name, stable id, architecture, weights file and sha256.
+
+Bitstreams name their model by ``id`` (u16, never reused) and by the first 16
+hex digits of the weights' sha256; a decoder refuses a file whose model it
+does not have. ``aecodec/weights/manifest.json`` is written from this table by
+the export tool and checked against it by the tests.
+
+Weights load only through safetensors and only after their sha256 matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+from aecodec.errors import ModelError
+
+WEIGHTS_PACKAGE = "aecodec.weights"
+
+
+def _image_hyperprior(**kwargs):
+    from aecodec.models.image import GainedMeanScaleHyperprior
+
+    return GainedMeanScaleHyperprior(**kwargs)
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    name: str
+    id: int
+    modality: str
+    build: Callable
+    kwargs: dict
+    weights: str  # file name inside aecodec/weights/
+    sha256: str
+    qualities: tuple[float, float]  # lowest and highest quality accepted
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def weights_prefix(self) -> str:
+        return self.sha256[:16]
+
+
+VARIANTS: tuple[ModelVariant, ...] = (
+    ModelVariant(
+        name="image-hyperprior-gain-v1",
+        id=1,
+        modality="image",
+        build=_image_hyperprior,
+        kwargs={"N": 96, "M": 160},
+        weights="image-hyperprior-gain-v1.safetensors",
+        sha256="0000000000000000000000000000000000000000000000000000000000000000",
+        qualities=(1.0, 8.0),
+        description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 8 levels, MSE-trained",
+    ),
+)
+
+BY_NAME = {v.name: v for v in VARIANTS}
+BY_ID = {v.id: v for v in VARIANTS}
+DEFAULT_IMAGE_MODEL = "image-hyperprior-gain-v1"
+
+assert len(BY_NAME) == len(VARIANTS) and len(BY_ID) == len(VARIANTS), "registry names and ids must be unique"
+
+
+def variant(name_or_id: str | int) -> ModelVariant:
+    table = BY_ID if isinstance(name_or_id, int) else BY_NAME
+    try:
+        return table[name_or_id]
+    except KeyError:
+        known = ", ".join(f"{v.name} (id {v.id})" for v in VARIANTS)
+        raise ModelError(f"unknown model {name_or_id!r}; known: {known}") from None
+
+
+def weights_path(v: ModelVariant) -> Path:
+    return Path(str(resources.files(WEIGHTS_PACKAGE).joinpath(v.weights)))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to code, with the identity written into bitstreams."""
+
+    variant: ModelVariant
+    net: object  # torch.nn.Module
+    weights_sha256: str
+
+    @property
+    def header(self) -> dict:
+        return {"name": self.variant.name, "id": self.variant.id, "weights": self.weights_sha256[:16]}
+
+
+_cache: dict[str, LoadedModel] = {}
+_lock = threading.Lock()
+
+
+def load(name: str) -> LoadedModel:
+    """Build the variant and load its shipped weights (sha256-checked, safetensors). Cached."""
+    with _lock:
+        if name in _cache:
+            return _cache[name]
+        v = variant(name)
+        path = weights_path(v)
+        if not path.is_file():
+            raise ModelError(f"weights of {v.name} are missing ({path}); reinstall aecodec")
+        digest = sha256_file(path)
+        if digest != v.sha256:
+            raise ModelError(f"weights of {v.name} fail their sha256 check (got {digest[:16]}…, expected {v.sha256[:16]}…)")
+        loaded = LoadedModel(v, load_weights(v, path), digest)
+        _cache[name] = loaded
+        return loaded
+
+
+def load_weights(v: ModelVariant, path: Path):
+    import torch
+    from safetensors.torch import load_file
+
+    net = v.build(**v.kwargs)
+    state = load_file(str(path))
+    net.load_state_dict(state)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    torch.set_grad_enabled(True)  # leave global state alone
+    return net
+
+
+def from_network(net, name: str = "test-random", model_id: int = 65535) -> LoadedModel:
+    """Wrap an in-memory network (tests, freshly trained runs) as a LoadedModel; its
+    'weights hash' is the sha256 of its state dict so files still name what made them."""
+    import torch
+
+    h = hashlib.sha256()
+    for key, value in sorted(net.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    v = ModelVariant(name=name, id=model_id, modality="image", build=type(net), kwargs={}, weights="",
+                     sha256=h.hexdigest(), qualities=(1.0, float(getattr(net, "levels", 8))))
+    net.eval()
+    torch.set_grad_enabled(True)
+    return LoadedModel(v, net, v.sha256)

@@ -1,0 +1,207 @@
+"""Image codec API with a seeded tiny random model: shapes, modes, metadata, tiles, determinism, desync."""
+
+import io
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aecodec import codec, container, registry
+from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputError, ModelError
+
+TINY_MODEL_CODE = """
+import torch
+from aecodec.models.image import GainedMeanScaleHyperprior
+from aecodec import registry
+def tiny_model():
+    torch.manual_seed(1234)
+    net = GainedMeanScaleHyperprior(N=16, M=24)
+    net.update_tables()
+    return registry.from_network(net)
+"""
+namespace: dict = {}
+exec(TINY_MODEL_CODE, namespace)
+tiny_model = namespace["tiny_model"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def smooth_image(w, h, seed=0, channels=3):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = [(np.sin(xx / 7 + c) * np.cos(yy / 5 - c) + 1) * 110 for c in range(channels)]
+    arr = np.stack(base, -1) + rng.normal(0, 4, (h, w, channels))
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 64), (130, 70), (300, 5)])
+def test_round_trip_sizes(model, size):
+    w, h = size
+    arr = smooth_image(w, h)
+    data = codec.compress_image(arr, 5, model=model)
+    out = codec.decompress_image(data, model=model)
+    assert out.size == (w, h) and out.mode == "RGB"
+    info = codec.read_info(data)
+    assert (info.width, info.height, info.quality) == (w, h, 5.0)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "PA-transparency", "I;16", "CMYK", "1"])
+def test_modes(model, mode):
+    rgb = Image.fromarray(smooth_image(40, 30))
+    alpha = Image.fromarray(smooth_image(40, 30, seed=3, channels=1)[:, :, 0])
+    if mode == "RGBA":
+        im = rgb.copy()
+        im.putalpha(alpha)
+    elif mode == "LA":
+        im = Image.merge("LA", (rgb.convert("L"), alpha))
+    elif mode == "P":
+        im = rgb.convert("P")
+    elif mode == "PA-transparency":
+        im = rgb.convert("P")
+        im.info["transparency"] = 0
+    elif mode == "I;16":
+        im = Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257)
+    else:
+        im = rgb.convert(mode)
+    out = codec.decompress_image(codec.compress_image(im, 8, model=model), model=model)
+    expected = {"P": "RGB", "PA-transparency": "RGBA", "CMYK": "RGB", "1": "L"}.get(mode, mode)
+    assert out.mode == expected and out.size == im.size
+    if expected in ("RGBA", "LA"):
+        # alpha is lossless
+        src_alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+        assert np.array_equal(np.asarray(out.getchannel("A")), src_alpha)
+
+
+def test_icc_and_exif_are_carried(model):
+    im = Image.fromarray(smooth_image(32, 32))
+    exif = Image.Exif()
+    exif[0x010F] = "aecodec test camera"
+    im.info["icc_profile"] = b"fake icc profile bytes" * 3
+    buf = io.BytesIO()
+    im.save(buf, "PNG", icc_profile=im.info["icc_profile"], exif=exif.tobytes())
+    src = Image.open(io.BytesIO(buf.getvalue()))
+    out = codec.decompress_image(codec.compress_image(src, 3, model=model), model=model)
+    assert out.info["icc_profile"] == im.info["icc_profile"]
+    assert Image.Exif().load(out.info["exif"]) is None or out.getexif()[0x010F] == "aecodec test camera"
+
+
+def test_tiles_are_chunks_and_cover_the_image(model):
+    arr = smooth_image(200, 150)
+    data = codec.compress_image(arr, 6, model=model, tile=64)
+    header, chunks = container.unpack(data)
+    assert header["image"]["tile"] == 64
+    assert [t for t, _ in chunks].count("TILE") == 4 * 3
+    out = np.asarray(codec.decompress_image(data, model=model))
+    assert out.shape == arr.shape
+
+
+def test_decode_is_deterministic_across_threads(model):
+    data = codec.compress_image(smooth_image(96, 80), 7, model=model)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = np.asarray(codec.decompress_image(data, model=model))
+        torch.set_num_threads(2)
+        two = np.asarray(codec.decompress_image(data, model=model))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one, two)
+    assert codec.compress_image(smooth_image(96, 80), 7, model=model) == data
+
+
+def test_decode_is_deterministic_across_processes(model, tmp_path):
+    data = codec.compress_image(smooth_image(70, 90), 2, model=model)
+    src = tmp_path / "x.aec"
+    src.write_bytes(data)
+    script = TINY_MODEL_CODE + textwrap.dedent(f"""
+        import sys, numpy as np
+        from aecodec import codec
+        torch.set_num_threads(1)
+        out = codec.decompress_image(open({str(src)!r}, 'rb').read(), model=tiny_model())
+        sys.stdout.buffer.write(np.asarray(out).tobytes())
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    here = np.asarray(codec.decompress_image(data, model=model))
+    assert res.stdout == here.tobytes()
+
+
+def test_desync_is_detected(model):
+    """A decoder whose hyper-synthesis differs from the encoder's must fail, not draw garbage."""
+    data = codec.compress_image(smooth_image(64, 64), 8, model=model)
+    other = tiny_model()
+    with torch.no_grad():
+        other.net.h_s[-1].bias.add_(1.5)  # scales shift -> different table indexes
+    other.net.__dict__.pop("_h_s64", None)
+    other.weights_sha256 = model.weights_sha256  # pretend it is the same model
+    with pytest.raises(CorruptStreamError):
+        codec.decompress_image(data, model=other)
+
+
+def test_wrong_model_is_refused(model):
+    data = codec.compress_image(smooth_image(8, 8), 4, model=model)
+    header, chunks = container.unpack(data)
+    header["model"]["weights"] = "0123456789abcdef"
+    with pytest.raises(ModelError):
+        codec.decompress_image(container.pack(header, chunks), model=model)
+    header["model"]["id"] = 4242
+    with pytest.raises(ModelError):
+        codec.decompress_image(container.pack(header, chunks))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h: h["image"].update(width=0),
+        lambda h: h["image"].update(width=70000),
+        lambda h: h["image"].update(width=65535, height=65535),
+        lambda h: h["image"].update(tile=100),
+        lambda h: h["image"].update(mode="CMYK"),
+        lambda h: h["image"].update(height="8"),
+        lambda h: h.update(modality="audio"),
+        lambda h: h.update(quality="nan"),
+        lambda h: h.update(quality="99"),
+        lambda h: h["coder"].update(name="other-coder"),
+        lambda h: h.pop("image"),
+    ],
+)
+def test_bad_headers_are_refused(model, edit):
+    data = codec.compress_image(smooth_image(8, 8), 4, model=model)
+    header, chunks = container.unpack(data)
+    edit(header)
+    with pytest.raises((HeaderError, FormatError)):
+        codec.decompress_image(container.pack(header, chunks), model=model)
+
+
+def test_missing_and_extra_tiles(model):
+    data = codec.compress_image(smooth_image(130, 64), 4, model=model, tile=64)
+    header, chunks = container.unpack(data)
+    with pytest.raises(FormatError):
+        codec.decompress_image(container.pack(header, chunks[:-1]), model=model)
+    with pytest.raises(FormatError):
+        codec.decompress_image(container.pack(header, chunks + chunks[:1]), model=model)
+
+
+@pytest.mark.parametrize("quality", [0, 8.5, -1, float("nan")])
+def test_bad_quality(model, quality):
+    with pytest.raises(InputError):
+        codec.compress_image(smooth_image(8, 8), quality, model=model)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4), np.float32), np.zeros((0, 4, 3), np.uint8)])
+def test_bad_arrays(model, bad):
+    with pytest.raises(InputError):
+        codec.compress_image(bad, 4, model=model)
+
+
+def test_from_network_identity_is_stable():
+    assert tiny_model().weights_sha256 == tiny_model().weights_sha256
+    assert registry.variant(1).name == registry.DEFAULT_IMAGE_MODEL
+    with pytest.raises(ModelError):
+        registry.variant("no-such-model")
