@@ -207,7 +207,8 @@ def test_runner_writes_results_summary_and_plot(image_dir, tmp_path):
 
 
 def test_runner_limit_and_missing_folder(image_dir, tmp_path):
-    summary = run_image_bench(image_dir, ["jpeg"], tmp_path / "out", qualities={"jpeg": [50]}, limit=1, log=lambda *_: None)
+    summary = run_image_bench(image_dir, ["jpeg"], tmp_path / "out", qualities={"jpeg": [50]}, limit=1,
+                              log=lambda *_: None)
     assert summary["dataset"]["images"] == 1
     with pytest.raises(FileNotFoundError):
         run_image_bench(tmp_path / "nowhere", ["jpeg"], tmp_path / "out2", log=lambda *_: None)

@@ -170,7 +170,8 @@ def time_compressai_reference_decode(image_size=(512, 768), repeats=3) -> dict:
     return {
         "model": "compressai.models.MeanScaleHyperprior(N=128, M=192)",
         "weights": "randomly initialised (torch.manual_seed(0)); for timing only, stream size and output meaningless",
-        "measured": "model.decompress(strings, shape): rANS decoding of z and y + h_s + g_s, after model.update(force=True)",
+        "measured": "model.decompress(strings, shape) after model.update(force=True): "
+                    "rANS decoding of z and y + h_s + g_s",
         "image_size": [height, width],
         "padded_size": list(padded),
         "stream_bytes": stream_bytes,

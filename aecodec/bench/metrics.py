@@ -60,8 +60,8 @@ def ms_ssim_rgb(original, decoded) -> float | None:
         raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
     if min(a.shape[0], a.shape[1]) < MS_SSIM_MIN_SIDE:
         return None
-    x = torch.from_numpy(a).permute(2, 0, 1)[None].to(torch.float32)
-    y = torch.from_numpy(b).permute(2, 0, 1)[None].to(torch.float32)
+    x = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]  # astype copies: a writable array
+    y = torch.from_numpy(b.astype(np.float32)).permute(2, 0, 1)[None]
     with torch.no_grad():
         return float(ms_ssim(x, y, data_range=255))
 

@@ -2,8 +2,8 @@
 
     codec curves (CompressAI-schema dicts) + published reference curves ─plot_rd─> PNG
 
-Drawn with matplotlib's Agg canvas. Measured codecs are solid lines with markers; published reference curves are dashed and carry
-their own name (e.g. "CompressAI bmshj2018-hyperprior (published)").
+Drawn with matplotlib's Agg canvas. Measured codecs are solid lines with markers; published
+reference curves are dashed and carry their own name (e.g. "CompressAI bmshj2018-hyperprior (published)").
 """
 
 from __future__ import annotations
