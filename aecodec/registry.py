@@ -123,30 +123,22 @@ def load(name: str) -> LoadedModel:
 
 
 def load_weights(v: ModelVariant, path: Path):
-    import torch
     from safetensors.torch import load_file
 
     net = v.build(**v.kwargs)
     state = load_file(str(path))
     net.load_state_dict(state)
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    torch.set_grad_enabled(True)  # leave global state alone
-    return net
+    return net.prepare_inference()
 
 
 def from_network(net, name: str = "test-random", model_id: int = 65535) -> LoadedModel:
     """Wrap an in-memory network (tests, freshly trained runs) as a LoadedModel; its
     'weights hash' is the sha256 of its state dict so files still name what made them."""
-    import torch
-
     h = hashlib.sha256()
     for key, value in sorted(net.state_dict().items()):
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     v = ModelVariant(name=name, id=model_id, modality="image", build=type(net), kwargs={}, weights="",
                      sha256=h.hexdigest(), qualities=(1.0, float(getattr(net, "levels", 8))))
-    net.eval()
-    torch.set_grad_enabled(True)
+    net.prepare_inference()
     return LoadedModel(v, net, v.sha256)

@@ -125,6 +125,17 @@ class GainedMeanScaleHyperprior(nn.Module):
         return self.entropy_bottleneck.loss()
 
     # ---- coding -----------------------------------------------------------------------------
+    def prepare_inference(self) -> "GainedMeanScaleHyperprior":
+        """eval mode, no gradients, and channels-last weights for the analysis and synthesis
+        (about 1.5× faster convolutions on CPU; coding always uses this layout, so decoded
+        pixels do not depend on how the model was loaded)."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.g_a.to(memory_format=torch.channels_last)
+        self.g_s.to(memory_format=torch.channels_last)
+        return self
+
     def update_tables(self) -> None:
         """Compute the quantized CDF tables (done once at export; shipped with the weights)."""
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
@@ -153,7 +164,7 @@ class GainedMeanScaleHyperprior(nn.Module):
     def analyze(self, x: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x [1, 3, H, W] in [0, 1] (H, W multiples of IMAGE_ALIGN) -> z, y symbols and y indexes."""
         gain, _ = self.gains(torch.tensor([quality]))
-        y = self.g_a(x) * gain
+        y = self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous() * gain
         z = self.h_a(y)
         z_symbols = self.z_symbols(z)
         indexes, means = self.hyper_decode(z_symbols)
@@ -197,8 +208,8 @@ class GainedMeanScaleHyperprior(nn.Module):
     def synthesize(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
         """y symbols [M, H, W] + means -> x_hat [1, 3, 16H, 16W] clamped to [0, 1]."""
         _, inv_gain = self.gains(torch.tensor([quality]))
-        y_hat = (torch.from_numpy(y_symbols).double()[None] + means).float()
-        return self.g_s(y_hat * inv_gain).clamp_(0, 1)
+        y_hat = (torch.from_numpy(y_symbols).double()[None] + means).float() * inv_gain
+        return self.g_s(y_hat.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
 
 
 def _tables(cdf: Tensor, lengths: Tensor, offsets: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

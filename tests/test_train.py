@@ -1,0 +1,91 @@
+"""Training: a few real steps, resume, export to safetensors, DDP with two CPU processes; registry/manifest."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from aecodec import codec, registry
+from aecodec.models.image import GainedMeanScaleHyperprior
+from aecodec.train.export import export_image, manifest
+from aecodec.train.image import ImageTrainConfig, train_image
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return d
+
+
+def log_steps(run_dir):
+    return [json.loads(line).get("step") for line in (run_dir / "train.log").read_text().splitlines()
+            if "loss" in json.loads(line)]
+
+
+def test_train_resume_export(image_folder, tmp_path):
+    run = tmp_path / "run"
+    cfg = ImageTrainConfig(data=image_folder, out=run, steps=3, batch_size=2, crop=64, N=16, M=24, log_every=1,
+                           checkpoint_every=1)
+    ckpt = train_image(cfg)
+    assert ckpt.exists() and log_steps(run) == [1, 2, 3]
+    cfg.steps = 5
+    train_image(cfg)  # resumes at step 3
+    assert log_steps(run) == [1, 2, 3, 4, 5]
+    assert torch.load(ckpt, weights_only=True)["step"] == 5
+
+    out = export_image(ckpt, tmp_path / "w.safetensors")
+    state = load_file(str(out))
+    assert "entropy_bottleneck._quantized_cdf" in state and "gaussian_conditional._quantized_cdf" in state
+    net = GainedMeanScaleHyperprior(N=16, M=24)
+    net.load_state_dict(state)
+    model = registry.from_network(net)
+    image = Image.open(image_folder / "0.png")
+    assert codec.decompress_image(codec.compress_image(image, 5, model=model), model=model).size == image.size
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        train_image(ImageTrainConfig(data=tmp_path, out=tmp_path / "run", steps=1))
+
+
+def test_ddp_two_cpu_processes(image_folder, tmp_path):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "aecodec.cli",
+           "train", "image", "--data", str(image_folder), "--out", str(run), "--steps", "2", "--batch-size", "2",
+           "--crop", "64", "--N", "16", "--M", "24", "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+    assert lines[0]["world_size"] == 2 and lines[-1]["step"] == 2
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_registry_and_manifest_agree():
+    shipped = json.loads(registry.weights_path(registry.VARIANTS[0]).with_name("manifest.json").read_text())
+    assert shipped == manifest()
+    for v in registry.VARIANTS:
+        assert registry.sha256_file(registry.weights_path(v)) == v.sha256
+        assert len(v.sha256) == 64 and 0 <= v.id <= 65535
+
+
+def test_tampered_weights_are_refused(tmp_path, monkeypatch):
+    v = registry.VARIANTS[0]
+    bad = tmp_path / v.weights
+    data = bytearray(registry.weights_path(v).read_bytes())
+    data[-1] ^= 1
+    bad.write_bytes(bytes(data))
+    monkeypatch.setattr(registry, "weights_path", lambda _v: bad)
+    monkeypatch.setattr(registry, "_cache", {})
+    with pytest.raises(registry.ModelError, match="sha256"):
+        registry.load(v.name)
