@@ -58,14 +58,17 @@ def tile_grid(width: int, height: int, tile: int) -> list[tuple[int, int, int, i
     return [(x, y, min(tile, pw - x), min(tile, ph - y)) for y in range(0, ph, tile) for x in range(0, pw, tile)]
 
 
-def _symbols_crc(*arrays: np.ndarray) -> int:
-    crc = 0
+def _symbols_crc(tile_index: int, *arrays: np.ndarray) -> int:
+    """CRC-32 of the tile's raster index (u32 LE) and its symbols (int32 LE): catches a
+    desynchronised decoder and tiles moved to another place."""
+    crc = zlib.crc32(struct.pack("<I", tile_index))
     for a in arrays:
         crc = zlib.crc32(np.ascontiguousarray(a, dtype="<i4").tobytes(), crc)
     return crc
 
 
-def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_level: float, precision: int) -> bytes:
+def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_level: float, precision: int,
+                tile_index: int) -> bytes:
     """One padded tile (h, w multiples of 64) -> TILE payload."""
     import torch
 
@@ -75,11 +78,11 @@ def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_leve
         z_sym, y_sym, y_idx = net.analyze(x, quality_level)
     z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
     y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
-    return TILE_HEAD.pack(len(z_data), len(y_data), _symbols_crc(z_sym, y_sym)) + z_data + y_data
+    return TILE_HEAD.pack(len(z_data), len(y_data), _symbols_crc(tile_index, z_sym, y_sym)) + z_data + y_data
 
 
 def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, quality_level: float,
-                precision: int) -> np.ndarray:
+                precision: int, tile_index: int) -> np.ndarray:
     """TILE payload -> RGB uint8 tile of th × tw."""
     import torch
 
@@ -100,7 +103,7 @@ def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, 
         y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
     except FormatError as exc:
         raise CorruptStreamError(f"tile does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
-    if _symbols_crc(z_sym, y_sym) != crc:
+    if _symbols_crc(tile_index, z_sym, y_sym) != crc:
         raise CorruptStreamError("decoded symbols do not match the encoder's checksum (encoder/decoder desynchronised)")
     with torch.no_grad():
         x_hat = net.synthesize(y_sym, means, quality_level)
@@ -136,8 +139,8 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     level = float(quality) - 1.0
     rgb = _pad(planes.rgb, IMAGE_ALIGN)
     with container.ContainerWriter(fileobj, header) as writer:
-        for x, y, tw, th in tile_grid(width, height, tile):
-            writer.add_chunk("TILE", encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision))
+        for i, (x, y, tw, th) in enumerate(tile_grid(width, height, tile)):
+            writer.add_chunk("TILE", encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision, i))
         if planes.alpha is not None:
             writer.add_chunk("ALPH", image_io.alpha_to_png(planes.alpha))
         if planes.icc:
@@ -245,7 +248,7 @@ def decompress_image(data_or_file, *, model=None):
             if n_tiles >= len(grid):
                 raise FormatError(f"more TILE chunks than the {len(grid)} the header implies")
             x, y, tw, th = grid[n_tiles]
-            pixels = decode_tile(loaded, payload, tw, th, level, precision)
+            pixels = decode_tile(loaded, payload, tw, th, level, precision, n_tiles)
             h, w = min(th, info.height - y), min(tw, info.width - x)
             rgb[y : y + h, x : x + w] = pixels[:h, :w]
             n_tiles += 1
