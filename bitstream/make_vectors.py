@@ -59,9 +59,31 @@ def container_vector():
     (OUT / "container-basic.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def image_vector():
+    """A 72×40 crop of the bundled sample coded with the shipped default model at quality 5,
+    plus the decoded pixels. Symbols decode exactly (their CRC is in the file); pixels come
+    from a float synthesis transform and are expected within ±1 on other CPUs."""
+    from PIL import Image
+
+    from aecodec import codec
+
+    sample = Path(__file__).resolve().parents[1] / "examples" / "kodim23.png"
+    crop = Image.open(sample).convert("RGB").crop((300, 150, 372, 190))
+    data = codec.compress_image(crop, 5)
+    (OUT / "image-q5-72x40.aec").write_bytes(data)
+    codec.decompress_image(data).save(OUT / "image-q5-72x40.expected.png")
+    doc = {"width": 72, "height": 40, "mode": "RGB", "model": codec.read_info(data).header["model"],
+           "pixel_tolerance": 1, "expected": "image-q5-72x40.expected.png"}
+    (OUT / "image-q5-72x40.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 if __name__ == "__main__":
+    import sys
+
     OUT.mkdir(exist_ok=True)
     coder_vector("coder-p16", [0.3, 1.0, 4.0, 12.0], 16, 400, 1)
     coder_vector("coder-p12", [0.5, 2.0, 6.0], 12, 300, 2)
     container_vector()
+    if "--no-image" not in sys.argv:
+        image_vector()
     print("wrote", sorted(p.name for p in OUT.iterdir()))

@@ -65,3 +65,24 @@ def test_container_vector_flipped_bytes(path):
         bad[pos] ^= 0x01
         with pytest.raises(FormatError):
             container.unpack(bytes(bad))
+
+
+IMAGE_VECTORS = sorted(VECTORS.glob("image-*.aec"))
+
+
+@pytest.mark.parametrize("path", IMAGE_VECTORS, ids=lambda p: p.name)
+def test_image_vector_decodes_with_the_shipped_model(path):
+    from PIL import Image
+
+    from aecodec import codec
+
+    doc = json.loads(path.with_suffix(".json").read_text())
+    data = path.read_bytes()
+    image = codec.decompress_image(data)  # symbol CRCs must match: exact entropy decoding
+    expected = np.asarray(Image.open(VECTORS / doc["expected"]), np.int16)
+    got = np.asarray(image, np.int16)
+    assert image.size == (doc["width"], doc["height"]) and image.mode == doc["mode"]
+    assert np.abs(got - expected).max() <= doc["pixel_tolerance"]
+    for cut in range(0, len(data), 7):
+        with pytest.raises(FormatError):
+            codec.decompress_image(data[:cut])

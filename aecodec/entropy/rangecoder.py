@@ -159,6 +159,20 @@ def encode_kernel(symbols, indexes, cdfs, cdf_lengths, offsets, precision):
 LUT_BITS = 10
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _refill(data, pos, code, rng):
+    """Decoder normalization: shift in bytes while range < 2^24. Returns pos past the end
+    (size + 1) when the data ran out, which the caller reports as truncation."""
+    size = data.shape[0]
+    while rng < TOP:
+        if pos >= size:
+            return size + 1, code, rng
+        code = (code << 8) | np.int64(data[pos])
+        pos += 1
+        rng <<= 8
+    return pos, code, rng
+
+
 @njit(cache=True, nogil=True)
 def build_lut(cdfs, cdf_lengths, precision):
     """lut[t, b] = largest symbol s of table t with cdf[s] <= b << shift: the decoder's
@@ -210,12 +224,9 @@ def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
         c_lo = np.int64(cdfs[t, lo_s])
         code -= r * c_lo
         rng = r * (np.int64(cdfs[t, lo_s + 1]) - c_lo)
-        while rng < TOP:
-            if pos >= size:
-                return ERR_TRUNCATED, i
-            code = (code << 8) | np.int64(data[pos])
-            pos += 1
-            rng <<= 8
+        pos, code, rng = _refill(data, pos, code, rng)
+        if pos > size:
+            return ERR_TRUNCATED, i
         value = np.int64(lo_s)
         if value == max_value:
             # --- escape: chunk count (continued while 15), then the chunks
@@ -230,12 +241,9 @@ def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
                 u = code // r
                 code -= r * u
                 rng = r
-                while rng < TOP:
-                    if pos >= size:
-                        return ERR_TRUNCATED, i
-                    code = (code << 8) | np.int64(data[pos])
-                    pos += 1
-                    rng <<= 8
+                pos, code, rng = _refill(data, pos, code, rng)
+                if pos > size:
+                    return ERR_TRUNCATED, i
                 if stage == 0:
                     chunks += u
                     if chunks > MAX_BYPASS_CHUNKS:
