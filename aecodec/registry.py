@@ -54,7 +54,7 @@ VARIANTS: tuple[ModelVariant, ...] = (
         build=_image_hyperprior,
         kwargs={"N": 96, "M": 160},
         weights="image-hyperprior-gain-v1.safetensors",
-        sha256="3a94bd8d181112ebca9ae54fa486e3d5a19462d4f2e19bb7eda1dc9377e5e4c3",
+        sha256="c8f884887144a68f0c0f81a05f38a4c1a272cca8708e3326afe5d37425900821",
         qualities=(1.0, 8.0),
         description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 8 levels, MSE-trained",
     ),
