@@ -46,7 +46,7 @@ def write_atomically(path: str, data_writer, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists (use -f to overwrite)")
-    target.parent.mkdir(parents=True, exist_ok=True) if not target.parent.exists() else None
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -40,8 +40,7 @@ def _resolve(model) -> registry.LoadedModel:
 
 
 def _quality_text(quality: float) -> str:
-    text = f"{float(quality):.3f}".rstrip("0").rstrip(".")
-    return text
+    return f"{float(quality):.3f}".rstrip("0").rstrip(".")
 
 
 def _pad(rgb: np.ndarray, align: int) -> np.ndarray:
@@ -232,8 +231,6 @@ def _model_for(info: ImageInfo, model) -> registry.LoadedModel:
 
 def decompress_image(data_or_file, *, model=None):
     """aec bytes (or a binary file object) -> PIL image in the input's mode, with icc_profile/exif in info."""
-    from PIL import Image  # noqa: F401 - imported for the return type
-
     reader = container.ContainerReader(data_or_file)
     info = parse_image_header(reader.header)
     loaded = _model_for(info, model)

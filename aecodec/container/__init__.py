@@ -304,6 +304,3 @@ def unpack(data: bytes) -> tuple[dict, list[tuple[str, bytes]]]:
     return reader.header, list(reader.chunks())
 
 
-def crc32(data: bytes, start: int = 0) -> int:
-    return zlib.crc32(data, start)
-
