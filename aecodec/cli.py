@@ -304,7 +304,8 @@ def cmd_train(args) -> int:
         from aecodec.train.image import ImageTrainConfig, train_image
 
         cfg = ImageTrainConfig(data=Path(args.data), out=Path(args.out), steps=args.steps, batch_size=args.batch_size,
-                               crop=args.crop, lr=args.lr, device=args.device, N=args.N, M=args.M)
+                               crop=args.crop, lr=args.lr, device=args.device, N=args.N, M=args.M,
+                               init=Path(args.init) if args.init else None)
         ckpt = train_image(cfg)
         print(f"checkpoint: {ckpt}", file=sys.stderr)
         if args.export:
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--N", type=int, default=96)
     train.add_argument("--M", type=int, default=160)
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--init", metavar="WEIGHTS", help="start a new run from exported .safetensors weights")
     train.add_argument("--export", metavar="FILE", help="write the trained weights as safetensors when done")
     train.set_defaults(func=cmd_train)
     return ap

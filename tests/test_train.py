@@ -50,6 +50,12 @@ def test_train_resume_export(image_folder, tmp_path):
     net.load_state_dict(state)
     model = registry.from_network(net)
     image = Image.open(image_folder / "0.png")
+    # a new run can start from the exported weights
+    cfg2 = ImageTrainConfig(data=image_folder, out=tmp_path / "run2", steps=1, batch_size=2, crop=64, N=16, M=24,
+                            init=out)
+    train_image(cfg2)
+    first = torch.load(tmp_path / "run2" / "checkpoint.pt", weights_only=True)["model"]
+    assert torch.allclose(first["g_s.0.weight"], state["g_s.0.weight"], atol=1e-2)
     assert codec.decompress_image(codec.compress_image(image, 5, model=model), model=model).size == image.size
 
 

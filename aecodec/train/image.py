@@ -48,6 +48,7 @@ class ImageTrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     threads: int = 0
+    init: Path | None = None  # start from exported weights (safetensors) when no checkpoint exists
     straight_through_from: float = 0.75  # fraction of the run after which the synthesis sees rounded latents
 
 
@@ -111,6 +112,10 @@ def train_image(cfg: ImageTrainConfig) -> Path:
     if ckpt.exists():
         step, extra = load_checkpoint(ckpt, model, optimizer)
         data.rng = np.random.default_rng(cfg.seed + 1000 * env.rank + step)
+    elif cfg.init is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(cfg.init)))
     net = wrap_ddp(model, env)
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
     lambdas_all = torch.tensor(IMAGE_LAMBDAS, device=env.device)
