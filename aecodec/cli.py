@@ -142,13 +142,6 @@ def run_jobs(jobs: list[Job], work, workers: int, as_json: bool, quiet: bool) ->
 # commands
 
 
-def _psnr(a, b) -> float:
-    import numpy as np
-
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def encode_image_to_target(image, target_bpp: float, model, tile: int) -> tuple[bytes, float]:
     """Highest quality whose file is at most target_bpp (bisection over the continuous quality)."""
     from aecodec.codec import compress_image
@@ -174,6 +167,7 @@ def encode_image_to_target(image, target_bpp: float, model, tile: int) -> tuple[
 
 def cmd_encode(args) -> int:
     from aecodec import codec
+    from aecodec.bench.metrics import psnr_rgb
     from aecodec.io import image as image_io
 
     if args.quality is not None and args.target_bpp is not None:
@@ -205,7 +199,7 @@ def cmd_encode(args) -> int:
         if args.psnr:
             decoded = codec.decompress_image(data, model=model)
             ref = image_io.to_planes(image).rgb
-            info["psnr_rgb"] = round(_psnr(ref, image_io.to_planes(decoded).rgb), 4)
+            info["psnr_rgb"] = round(psnr_rgb(ref, image_io.to_planes(decoded).rgb), 4)
             line += f", PSNR {info['psnr_rgb']:.2f} dB"
         info["line"] = line
         return info

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import sys
 import time
 from pathlib import Path
@@ -16,12 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from aecodec.bench.metrics import psnr_rgb
+
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "kodim23.png"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def jpeg_near(image: Image.Image, target_bytes: int) -> tuple[int, int, float]:
@@ -33,7 +29,7 @@ def jpeg_near(image: Image.Image, target_bytes: int) -> tuple[int, int, float]:
         image.save(buf, "JPEG", quality=q)
         size = buf.tell()
         if best is None or abs(size - target_bytes) < abs(best[1] - target_bytes):
-            best = (q, size, psnr(ref, np.asarray(Image.open(buf).convert("RGB"))))
+            best = (q, size, psnr_rgb(ref, np.asarray(Image.open(buf).convert("RGB"))))
     return best
 
 
@@ -62,7 +58,7 @@ def main(argv=None) -> int:
         stem = f"{args.image.stem}-q{q:g}"
         (args.out / f"{stem}.aec").write_bytes(data)
         out.save(args.out / f"{stem}.png")
-        p = psnr(ref, np.asarray(out))
+        p = psnr_rgb(ref, np.asarray(out))
         jq, jbytes, jp = jpeg_near(image, len(data))
         print(f"{q:>3g} {len(data):>7} {8 * len(data) / (w * h):>6.3f} {p:>6.2f} {t1 - t0:>6.2f} {t2 - t1:>6.2f}"
               f"   q{jq}: {jbytes} bytes, {jp:.2f} dB")
