@@ -74,6 +74,7 @@ def read_input(path: str) -> bytes:
 class Job:
     src: str
     dst: str
+    auto_name: bool = False  # dst was derived from src (decode may still pick the suffix by modality)
 
 
 def plan_jobs(inputs: list[str], output: str | None, out_suffix: str, in_suffixes: set[str] | None) -> list[Job]:
@@ -92,14 +93,14 @@ def plan_jobs(inputs: list[str], output: str | None, out_suffix: str, in_suffixe
     if output is None:
         if "-" in expanded:
             raise UsageError("reading stdin needs -o (a file or '-')")
-        return [Job(src, str(Path(src).with_suffix(out_suffix))) for src in expanded]
+        return [Job(src, str(Path(src).with_suffix(out_suffix)), True) for src in expanded]
     if batch or output.endswith(("/", os.sep)) or (Path(output).is_dir() and output != "-"):
         if output == "-":
             raise UsageError("several inputs cannot all go to stdout")
         if "-" in expanded:
             raise UsageError("stdin cannot be combined with other inputs")
         out_dir = Path(output)
-        return [Job(src, str(out_dir / (Path(src).stem + out_suffix))) for src in expanded]
+        return [Job(src, str(out_dir / (Path(src).stem + out_suffix)), True) for src in expanded]
     return [Job(expanded[0], output)]
 
 
@@ -165,46 +166,101 @@ def encode_image_to_target(image, target_bpp: float, model, tile: int) -> tuple[
     return best, best_q
 
 
+AUDIO_MAGICS = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM", b"RF64", b".snd", b"caff")
+
+
+def is_audio_input(path: str, head: bytes | None = None) -> bool:
+    """Audio by suffix, or (stdin) by the first bytes."""
+    from aecodec.io.audio import AUDIO_SUFFIXES
+
+    if path != "-":
+        return Path(path).suffix.lower() in AUDIO_SUFFIXES
+    if head is None:
+        return False
+    if head[:4] == b"RIFF":
+        return head[8:12] == b"WAVE"
+    return head.startswith(AUDIO_MAGICS) or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
 def cmd_encode(args) -> int:
     from aecodec import codec
-    from aecodec.bench.metrics import psnr_rgb
-    from aecodec.io import image as image_io
+    from aecodec.io.audio import AUDIO_SUFFIXES
 
     if args.quality is not None and args.target_bpp is not None:
         raise UsageError("-q and --target-bpp exclude each other")
+    if args.quality is not None and args.bitrate is not None:
+        raise UsageError("-q and -b exclude each other")
     if args.target_bpp is not None and not (args.target_bpp > 0 and math.isfinite(args.target_bpp)):
         raise UsageError("--target-bpp must be a positive number")
-    quality = codec.DEFAULT_QUALITY if args.quality is None else args.quality
-    if not 1 <= quality <= 8:
-        raise UsageError(f"-q must be between 1 and 8, got {quality:g}")
-    jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS)
-    model = args.model  # loaded once, shared by all jobs (registry cache)
+    if args.bitrate is not None and not (0 < args.bitrate <= 1000 and math.isfinite(args.bitrate)):
+        raise UsageError("-b must be a bitrate in kbps, in (0, 1000]")
+    if args.quality is not None and not (1 <= args.quality <= 8):
+        raise UsageError(f"-q must be between 1 and 8 (audio: 1 and 3), got {args.quality:g}")
+    jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS | AUDIO_SUFFIXES)
 
     def work(job: Job) -> dict:
-        t0 = time.perf_counter()
-        image = image_io.open_image(read_input(job.src) if job.src == "-" else job.src)
         if job.dst != "-" and Path(job.dst).exists() and not args.force:
             raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
-        q = quality
-        if args.target_bpp is not None:
-            data, q = encode_image_to_target(image, args.target_bpp, model, args.tile)
-        else:
-            data = codec.compress_image(image, q, model=model, tile=args.tile)
-        write_atomically(job.dst, lambda f: f.write(data), args.force)
-        seconds = time.perf_counter() - t0
-        w, h = image.size
-        info = {"bytes": len(data), "bpp": round(8 * len(data) / (w * h), 5), "width": w, "height": h,
-                "quality": q, "encode_seconds": round(seconds, 4)}
-        line = f"{job.src} -> {job.dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, q {q:g}, {seconds:.2f} s"
-        if args.psnr:
-            decoded = codec.decompress_image(data, model=model)
-            ref = image_io.to_planes(image).rgb
-            info["psnr_rgb"] = round(psnr_rgb(ref, image_io.to_planes(decoded).rgb), 4)
-            line += f", PSNR {info['psnr_rgb']:.2f} dB"
-        info["line"] = line
-        return info
+        raw = read_input(job.src) if job.src == "-" else None
+        if is_audio_input(job.src, raw[:16] if raw is not None else None):
+            return encode_audio_job(job, raw, args)
+        if args.bitrate is not None:
+            raise InputError("-b (kbps) is for audio; images take -q or --target-bpp")
+        return encode_image_job(job, raw, args, codec)
 
     return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
+
+
+def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
+    from aecodec.bench.metrics import psnr_rgb
+    from aecodec.io import image as image_io
+
+    t0 = time.perf_counter()
+    image = image_io.open_image(raw if raw is not None else job.src)
+    q = codec.DEFAULT_QUALITY if args.quality is None else args.quality
+    if args.target_bpp is not None:
+        data, q = encode_image_to_target(image, args.target_bpp, args.model, args.tile)
+    else:
+        data = codec.compress_image(image, q, model=args.model, tile=args.tile)
+    write_atomically(job.dst, lambda f: f.write(data), args.force)
+    seconds = time.perf_counter() - t0
+    w, h = image.size
+    info = {"modality": "image", "bytes": len(data), "bpp": round(8 * len(data) / (w * h), 5), "width": w,
+            "height": h, "quality": q, "encode_seconds": round(seconds, 4)}
+    line = f"{job.src} -> {job.dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, q {q:g}, {seconds:.2f} s"
+    if args.psnr:
+        decoded = codec.decompress_image(data, model=args.model)
+        ref = image_io.to_planes(image).rgb
+        info["psnr_rgb"] = round(psnr_rgb(ref, image_io.to_planes(decoded).rgb), 4)
+        line += f", PSNR {info['psnr_rgb']:.2f} dB"
+    info["line"] = line
+    return info
+
+
+def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
+    from aecodec import audio
+    from aecodec.io import audio as audio_io
+
+    if args.target_bpp is not None:
+        raise InputError("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
+    t0 = time.perf_counter()
+    source = audio_io.open_audio(raw if raw is not None else job.src)
+    try:
+        stats: list = []
+        write_atomically(job.dst, lambda f: stats.append(
+            audio.encode(source, f, args.bitrate, quality=args.quality, model=args.model)), args.force)
+    finally:
+        source.close()
+    st = stats[0]
+    seconds = time.perf_counter() - t0
+    speed = st.seconds_audio / seconds if seconds > 0 else float("inf")
+    info = {"modality": "audio", "bytes": st.bytes, "kbps": round(st.kbps, 3), "duration": round(st.seconds_audio, 3),
+            "sample_rate": source.sample_rate, "channels": source.channels, "model": st.model,
+            "quality": st.quality, "encode_seconds": round(seconds, 4), "realtime_factor": round(speed, 2)}
+    info["line"] = (f"{job.src} -> {job.dst}: {st.bytes} bytes, {st.kbps:.2f} kbps, {st.seconds_audio:.2f} s "
+                    f"{source.sample_rate} Hz ×{source.channels}, {st.model} q {st.quality:g}, {seconds:.2f} s "
+                    f"({speed:.1f}× real time)")
+    return info
 
 
 def _output_format(dst: str, fmt: str | None) -> str:
@@ -219,27 +275,74 @@ def _output_format(dst: str, fmt: str | None) -> str:
 
 
 def cmd_decode(args) -> int:
-    from aecodec import codec
+    from aecodec import codec, container
     from aecodec.io import image as image_io
 
     suffix = "." + (args.format or "png").lower()
     jobs = plan_jobs(args.inputs, args.output, suffix, {".aec"})
 
     def work(job: Job) -> dict:
+        data = read_input(job.src)
+        modality = container.ContainerReader(data).header.get("modality")
+        if modality == "audio":
+            if job.auto_name and not args.format:
+                job.dst = str(Path(job.dst).with_suffix(".wav"))
+            return decode_audio_job(job, data, args)
+        if args.rate is not None:
+            raise InputError("--rate is for audio files")
         t0 = time.perf_counter()
         fmt = _output_format(job.dst, args.format)
         if job.dst != "-" and Path(job.dst).exists() and not args.force:
             raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
-        data = read_input(job.src)
         image = codec.decompress_image(data, model=args.model)
         write_atomically(job.dst, lambda f: image_io.save_image(image, f, fmt), args.force)
         seconds = time.perf_counter() - t0
         w, h = image.size
         line = f"{job.src} -> {job.dst}: {w}×{h} {image.mode}, {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, {seconds:.2f} s"
-        return {"width": w, "height": h, "mode": image.mode, "bytes": len(data), "decode_seconds": round(seconds, 4),
-                "line": line}
+        return {"modality": "image", "width": w, "height": h, "mode": image.mode, "bytes": len(data),
+                "decode_seconds": round(seconds, 4), "line": line}
 
     return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
+
+
+def decode_audio_job(job: Job, data: bytes, args) -> dict:
+    from aecodec import audio
+    from aecodec.io import audio as audio_io
+
+    t0 = time.perf_counter()
+    fmt = audio_io.output_format(job.dst, args.format)
+    if fmt not in set(audio_io.OUTPUT_FORMATS.values()):
+        raise InputError(f"audio decodes to .wav, .flac, .ogg or .aiff, not {fmt}")
+    if job.dst != "-" and Path(job.dst).exists() and not args.force:
+        raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
+    rate = None
+    if args.rate == "model":
+        rate = audio.read_info(data).model_rate
+    elif args.rate is not None:
+        try:
+            rate = int(args.rate)
+        except ValueError:
+            raise UsageError(f"--rate must be a number of Hz or 'model', got {args.rate!r}") from None
+    dec = audio.decode(data, sample_rate=rate, model=args.model)
+    frames = 0
+
+    def write_blocks(f):
+        nonlocal frames
+        with audio_io.open_writer(f, dec.sample_rate, dec.info.channels, fmt, dec.info.subtype, dec.tags) as out:
+            for block in dec.blocks:
+                out.write(block)
+                frames += len(block)
+
+    write_atomically(job.dst, write_blocks, args.force)
+    seconds = time.perf_counter() - t0
+    duration = frames / dec.sample_rate
+    speed = duration / seconds if seconds > 0 else float("inf")
+    kbps = 8 * len(data) / 1000 / dec.info.duration if dec.info.frames else 0.0
+    line = (f"{job.src} -> {job.dst}: {duration:.2f} s {dec.sample_rate} Hz ×{dec.info.channels}, {len(data)} bytes, "
+            f"{kbps:.2f} kbps, {seconds:.2f} s ({speed:.1f}× real time)")
+    return {"modality": "audio", "frames": frames, "sample_rate": dec.sample_rate, "channels": dec.info.channels,
+            "bytes": len(data), "kbps": round(kbps, 3), "decode_seconds": round(seconds, 4),
+            "realtime_factor": round(speed, 2), "line": line}
 
 
 def cmd_info(args) -> int:
@@ -256,6 +359,11 @@ def cmd_info(args) -> int:
     doc = {"file": args.input, "bytes": len(data), "version": f"{reader.major}.{reader.minor}", "header": reader.header,
            "chunks": {t: {"count": counts[t], "bytes": sizes[t]} for t in sorted(counts)}}
     img = reader.header.get("image")
+    aud = reader.header.get("audio")
+    if (isinstance(aud, dict) and isinstance(aud.get("frames"), int) and isinstance(aud.get("sample_rate"), int)
+            and aud["frames"] > 0 and aud["sample_rate"] > 0):
+        doc["duration"] = round(aud["frames"] / aud["sample_rate"], 4)
+        doc["kbps"] = round(8 * len(data) / 1000 / doc["duration"], 4)
     if isinstance(img, dict) and isinstance(img.get("width"), int) and isinstance(img.get("height"), int):
         doc["bpp"] = round(8 * len(data) / max(1, img["width"] * img["height"]), 5)
     if args.json:
@@ -271,6 +379,10 @@ def cmd_info(args) -> int:
     if isinstance(img, dict):
         print(f"  image   {img.get('width')}×{img.get('height')} {img.get('mode')} {img.get('bit_depth', 8)}-bit, "
               f"tile {img.get('tile')}" + (f", {doc['bpp']} bpp" if "bpp" in doc else ""))
+    if isinstance(aud, dict):
+        print(f"  audio   {aud.get('sample_rate')} Hz ×{aud.get('channels')} ({aud.get('coding')}), "
+              f"{aud.get('frames')} frames" + (f" = {doc['duration']} s, {doc['kbps']} kbps" if "kbps" in doc else "")
+              + f", model rate {aud.get('model_rate')} Hz, segment {aud.get('segment')}")
     for tag, c in doc["chunks"].items():
         print(f"  chunk   {tag} ×{c['count']}, {c['bytes']} bytes")
     return EXIT_OK
@@ -294,21 +406,32 @@ def cmd_bench(args) -> int:
 
 
 def cmd_train(args) -> int:
+    init = Path(args.init) if args.init else None
     if args.what == "image":
         from aecodec.train.image import ImageTrainConfig, train_image
 
-        cfg = ImageTrainConfig(data=Path(args.data), out=Path(args.out), steps=args.steps, batch_size=args.batch_size,
-                               crop=args.crop, lr=args.lr, device=args.device, N=args.N, M=args.M,
-                               init=Path(args.init) if args.init else None)
+        if len(args.data) != 1:
+            raise UsageError("train image takes one --data folder")
+        cfg = ImageTrainConfig(data=Path(args.data[0]), out=Path(args.out), steps=args.steps,
+                               batch_size=args.batch_size or 8, crop=args.crop, lr=args.lr or 2e-4,
+                               device=args.device, N=args.N, M=args.M, init=init, threads=args.threads)
         ckpt = train_image(cfg)
-        print(f"checkpoint: {ckpt}", file=sys.stderr)
-        if args.export:
-            from aecodec.train.export import export_image
+    elif args.what == "audio":
+        from aecodec.train.audio import AudioTrainConfig, train_audio
 
-            path = export_image(ckpt, Path(args.export))
-            print(f"exported: {path}", file=sys.stderr)
-        return EXIT_OK
-    raise UsageError(f"unknown training target {args.what!r}")
+        cfg = AudioTrainConfig(data=[Path(d) for d in args.data], out=Path(args.out), family=args.family,
+                               steps=args.steps, batch_size=args.batch_size or 16, seconds=args.seconds,
+                               lr=args.lr or 3e-4, device=args.device, init=init, threads=args.threads)
+        ckpt = train_audio(cfg)
+    else:
+        raise UsageError(f"unknown training target {args.what!r}")
+    print(f"checkpoint: {ckpt}", file=sys.stderr)
+    if args.export:
+        from aecodec.train.export import export_checkpoint
+
+        path = export_checkpoint(ckpt, Path(args.export))
+        print(f"exported: {path}", file=sys.stderr)
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,19 +451,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel workers in batch mode")
         p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
         p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
-        p.add_argument("--model", default=None, help="model variant (default: the registry's default)")
+        p.add_argument("--model", default=None,
+                       help="model variant; audio: speech or music (default: speech for mono ≤ 24 kHz, else music)")
 
-    enc = sub.add_parser("encode", help="compress images to .aec")
-    common(enc, "image")
-    enc.add_argument("-q", "--quality", type=float, default=None, help="quality 1 (smallest) .. 8, fractions allowed; default 4")
+    enc = sub.add_parser("encode", help="compress images or audio to .aec")
+    common(enc, "image or audio")
+    enc.add_argument("-q", "--quality", type=float, default=None,
+                     help="quality, fractions allowed: images 1 (smallest) .. 8, default 4; audio 1 .. 3, default 2")
+    enc.add_argument("-b", "--bitrate", type=float, default=None, metavar="KBPS",
+                     help="audio: target bitrate in kbps (speech model ≈ 3/6/12, music ≈ 12/24/48 per channel)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
     enc.add_argument("--tile", type=int, default=1024, help="tile size in pixels (multiple of 64)")
     enc.add_argument("--psnr", action="store_true", help="also decode and report PSNR-RGB")
     enc.set_defaults(func=cmd_encode)
 
-    dec = sub.add_parser("decode", help="decompress .aec files")
+    dec = sub.add_parser("decode", help="decompress .aec files (images to .png, audio to .wav by default)")
     common(dec, ".aec")
-    dec.add_argument("--format", choices=["png", "webp", "tiff", "bmp", "jpeg"], help="output format (default from suffix)")
+    dec.add_argument("--format", choices=["png", "webp", "tiff", "bmp", "jpeg", "wav", "flac", "ogg", "aiff"],
+                     help="output format (default from suffix)")
+    dec.add_argument("--rate", default=None, metavar="HZ|model",
+                     help="audio: output sample rate (default: the original rate; 'model' skips resampling)")
     dec.set_defaults(func=cmd_decode)
 
     info = sub.add_parser("info", help="describe an .aec file")
@@ -358,18 +488,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     train = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
-    train.add_argument("what", choices=["image"])
-    train.add_argument("--data", required=True, help="folder of training images")
+    train.add_argument("what", choices=["image", "audio"])
+    train.add_argument("--data", required=True, action="append",
+                       help="folder of training images / audio files (audio: may be repeated)")
     train.add_argument("--out", required=True, help="run directory (checkpoint, train.log)")
     train.add_argument("--steps", type=int, default=20000)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--crop", type=int, default=128)
-    train.add_argument("--lr", type=float, default=2e-4)
-    train.add_argument("--N", type=int, default=96)
-    train.add_argument("--M", type=int, default=160)
+    train.add_argument("--batch-size", type=int, default=None, help="default 8 (image), 16 (audio)")
+    train.add_argument("--lr", type=float, default=None, help="default 2e-4 (image), 3e-4 (audio)")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     train.add_argument("--init", metavar="WEIGHTS", help="start a new run from exported .safetensors weights")
     train.add_argument("--export", metavar="FILE", help="write the trained weights as safetensors when done")
+    train.add_argument("--crop", type=int, default=128, help="image: crop size")
+    train.add_argument("--N", type=int, default=96, help="image: hidden channels")
+    train.add_argument("--M", type=int, default=160, help="image: latent channels")
+    train.add_argument("--family", default="speech", choices=["speech", "music"], help="audio: model family")
+    train.add_argument("--seconds", type=float, default=0.5, help="audio: excerpt length")
     train.set_defaults(func=cmd_train)
     return ap
 
@@ -383,6 +517,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "jobs", 1) < 1:
         print("aecodec: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    import signal
+    import threading
+    import warnings
+
+    if not sys.warnoptions:  # torch deprecations, Pillow's notes: not for CLI users (-W brings them back)
+        warnings.simplefilter("ignore")
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _interrupt)  # unwind like Ctrl-C: no *.part file left
     try:
         return args.func(args)
     except UsageError as exc:
@@ -394,6 +537,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aecodec: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

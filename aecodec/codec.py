@@ -66,6 +66,36 @@ def _symbols_crc(tile_index: int, *arrays: np.ndarray) -> int:
     return crc
 
 
+def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray, precision: int, key: int) -> bytes:
+    """Symbols of one coded unit (an image tile, an audio segment channel) -> payload
+    ``<III z bytes, y bytes, crc32(key, symbols)> | z data | y data``."""
+    z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
+    y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
+    return TILE_HEAD.pack(len(z_data), len(y_data), _symbols_crc(key, z_sym, y_sym)) + z_data + y_data
+
+
+def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int, key: int, what: str = "tile"):
+    """The mirror of encode_latents -> (y symbols, means); a desync raises CorruptStreamError."""
+    if len(payload) < TILE_HEAD.size:
+        raise FormatError(f"{what} payload shorter than its header")
+    z_len, y_len, crc = TILE_HEAD.unpack_from(payload)
+    if TILE_HEAD.size + z_len + y_len != len(payload):
+        raise FormatError(f"{what} payload sizes do not add up")
+    z_data = payload[TILE_HEAD.size : TILE_HEAD.size + z_len]
+    y_data = payload[TILE_HEAD.size + z_len :]
+    # The chunk CRC has already vouched for the bytes: a failure to decode them
+    # means the decoder's model disagrees with the encoder's (or a forged file).
+    try:
+        z_sym = entropy.decode(z_data, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
+        y_idx, means = net.hyper_decode(z_sym)
+        y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
+    except FormatError as exc:
+        raise CorruptStreamError(f"{what} does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
+    if _symbols_crc(key, z_sym, y_sym) != crc:
+        raise CorruptStreamError("decoded symbols do not match the encoder's checksum (encoder/decoder desynchronised)")
+    return y_sym, means
+
+
 def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_level: float, precision: int,
                 tile_index: int) -> bytes:
     """One padded tile (h, w multiples of 64) -> TILE payload."""
@@ -75,9 +105,7 @@ def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_leve
     x = torch.from_numpy(np.ascontiguousarray(rgb_tile)).permute(2, 0, 1)[None].float().div_(255.0)
     with torch.no_grad():
         z_sym, y_sym, y_idx = net.analyze(x, quality_level)
-    z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
-    y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
-    return TILE_HEAD.pack(len(z_data), len(y_data), _symbols_crc(tile_index, z_sym, y_sym)) + z_data + y_data
+    return encode_latents(net, z_sym, y_sym, y_idx, precision, tile_index)
 
 
 def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, quality_level: float,
@@ -86,24 +114,7 @@ def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, 
     import torch
 
     net = loaded.net
-    if len(payload) < TILE_HEAD.size:
-        raise FormatError("TILE chunk shorter than its header")
-    z_len, y_len, crc = TILE_HEAD.unpack_from(payload)
-    if TILE_HEAD.size + z_len + y_len != len(payload):
-        raise FormatError("TILE chunk sizes do not add up")
-    z_data = payload[TILE_HEAD.size : TILE_HEAD.size + z_len]
-    y_data = payload[TILE_HEAD.size + z_len :]
-    z_shape = (net.N, th // 64, tw // 64)
-    # The chunk CRC has already vouched for the bytes: a failure to decode them
-    # means the decoder's model disagrees with the encoder's (or a forged file).
-    try:
-        z_sym = entropy.decode(z_data, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
-        y_idx, means = net.hyper_decode(z_sym)
-        y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
-    except FormatError as exc:
-        raise CorruptStreamError(f"tile does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
-    if _symbols_crc(tile_index, z_sym, y_sym) != crc:
-        raise CorruptStreamError("decoded symbols do not match the encoder's checksum (encoder/decoder desynchronised)")
+    y_sym, means = decode_latents(net, payload, (net.N, th // 64, tw // 64), precision, tile_index, "TILE chunk")
     with torch.no_grad():
         x_hat = net.synthesize(y_sym, means, quality_level)
     return x_hat[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

@@ -28,6 +28,18 @@ def _image_hyperprior(**kwargs):
     return GainedMeanScaleHyperprior(**kwargs)
 
 
+def _audio_hyperprior(**kwargs):
+    from aecodec.models.audio import AudioHyperprior
+
+    return AudioHyperprior(**kwargs)
+
+
+def _audio_kwargs(family: str) -> dict:
+    from aecodec.models.audio import AUDIO_FAMILIES
+
+    return dict(AUDIO_FAMILIES[family])
+
+
 @dataclass(frozen=True)
 class ModelVariant:
     name: str
@@ -57,6 +69,28 @@ VARIANTS: tuple[ModelVariant, ...] = (
         sha256="c8f884887144a68f0c0f81a05f38a4c1a272cca8708e3326afe5d37425900821",
         qualities=(1.0, 8.0),
         description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 8 levels, MSE-trained",
+    ),
+    ModelVariant(
+        name="audio-speech-v1",
+        id=2,
+        modality="audio",
+        build=_audio_hyperprior,
+        kwargs=_audio_kwargs("speech"),
+        weights="audio-speech-v1.safetensors",
+        sha256="1e82b1d4af2ee80445efd678a8057826e9becd0869b8ee83ad0e23fcd2961014",
+        qualities=(1.0, 3.0),
+        description="16 kHz mono waveform autoencoder + gained hyperprior, levels ≈ 3 / 6 / 12 kbps",
+    ),
+    ModelVariant(
+        name="audio-music-v1",
+        id=3,
+        modality="audio",
+        build=_audio_hyperprior,
+        kwargs=_audio_kwargs("music"),
+        weights="audio-music-v1.safetensors",
+        sha256="cce79f730f5ab4d7f19d2f40df3aaf479be48e0365eb36bfdfbf816c0530e413",
+        qualities=(1.0, 3.0),
+        description="48 kHz waveform autoencoder + gained hyperprior (stereo as mid/side), levels ≈ 12 / 24 / 48 kbps per channel",
     ),
 )
 
@@ -138,7 +172,8 @@ def from_network(net, name: str = "test-random", model_id: int = 65535) -> Loade
     for key, value in sorted(net.state_dict().items()):
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    v = ModelVariant(name=name, id=model_id, modality="image", build=type(net), kwargs={}, weights="",
+    modality = "audio" if getattr(net, "spatial_dims", 2) == 1 else "image"
+    v = ModelVariant(name=name, id=model_id, modality=modality, build=type(net), kwargs={}, weights="",
                      sha256=h.hexdigest(), qualities=(1.0, float(getattr(net, "levels", 8))))
     net.prepare_inference()
     return LoadedModel(v, net, v.sha256)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from aecodec import codec, registry
 from aecodec.models.image import GainedMeanScaleHyperprior
-from aecodec.train.export import export_image, manifest
+from aecodec.train.export import export_checkpoint, manifest
 from aecodec.train.image import ImageTrainConfig, train_image
 
 
@@ -43,7 +43,7 @@ def test_train_resume_export(image_folder, tmp_path):
     assert log_steps(run) == [1, 2, 3, 4, 5]
     assert torch.load(ckpt, weights_only=True)["step"] == 5
 
-    out = export_image(ckpt, tmp_path / "w.safetensors")
+    out = export_checkpoint(ckpt, tmp_path / "w.safetensors")
     state = load_file(str(out))
     assert "entropy_bottleneck._quantized_cdf" in state and "gaussian_conditional._quantized_cdf" in state
     net = GainedMeanScaleHyperprior(N=16, M=24)

@@ -155,7 +155,9 @@ def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
 def parse_header(body: bytes) -> dict:
     try:
         header = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers UnicodeDecodeError, JSONDecodeError and integers over
+        # Python's int_max_str_digits limit (a 5000-digit number is valid JSON)
         raise HeaderError(f"header is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):
         raise HeaderError("header is not a JSON object")

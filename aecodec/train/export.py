@@ -21,21 +21,32 @@ import torch
 from safetensors.torch import save_file
 
 from aecodec import registry
+from aecodec.models.audio import build_family
 from aecodec.models.image import GainedMeanScaleHyperprior
 from aecodec.train.common import load_checkpoint
 
 
-def export_image(checkpoint: Path, out: Path) -> Path:
+def network_for_checkpoint(extra: dict):
+    """The untrained network a checkpoint's parameters belong to (its 'extra' names the kind)."""
+    if "family" in extra:
+        return build_family(str(extra["family"]))
+    return GainedMeanScaleHyperprior(N=int(extra.get("N", 96)), M=int(extra.get("M", 160)))
+
+
+def export_checkpoint(checkpoint: Path, out: Path) -> Path:
+    """checkpoint.pt (image or audio run) -> safetensors with the quantized CDF tables."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     extra = state.get("extra", {})
-    net = GainedMeanScaleHyperprior(N=int(extra.get("N", 96)), M=int(extra.get("M", 160)))
+    net = network_for_checkpoint(extra)
     load_checkpoint(checkpoint, net, None)
     net.update_tables()
     tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"step": str(state.get("step")), "architecture": type(net).__name__,
-                                          "N": str(net.N), "M": str(net.M)})
+    metadata = {"step": str(state.get("step")), "architecture": type(net).__name__, "N": str(net.N), "M": str(net.M)}
+    if "family" in extra:
+        metadata["family"] = str(extra["family"])
+    save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(out)
     return out
 
@@ -64,7 +75,7 @@ def main(argv=None) -> int:
     ap.add_argument("--manifest", action="store_true")
     args = ap.parse_args(argv)
     if args.checkpoint and args.out:
-        path = export_image(args.checkpoint, args.out)
+        path = export_checkpoint(args.checkpoint, args.out)
         print(f"{path}  sha256 {registry.sha256_file(path)}  {path.stat().st_size} bytes")
     if args.manifest:
         print(write_manifest())

@@ -1,0 +1,513 @@
+"""Python API for audio, shaped like soundfile: arrays of shape (frames, channels) plus a rate.
+
+    compress(data, samplerate, kbps)  ->  aec bytes        decompress(blob) -> (data, samplerate)
+    write(file, data, samplerate, kbps)                    read(file)       -> (data, samplerate)
+    encode(source, fileobj, ...) / decode(src) : the streaming forms the CLI uses
+
+Data flow (streaming, block by block, so an hour of audio stays in bounded memory)::
+
+    blocks (orig rate) ─stereo: mid/side─> soxr stream ─> model rate ─cut─> segments
+        segment i = model-rate samples [i·S, i·S + S + O)   (S segment, O overlap)
+        each channel ─model.analyze─> symbols ─entropy.encode─> SEGM chunk
+    decode: SEGM ─> symbols (CRC-checked) ─model.synthesize─> [S + O]
+        first O samples cross-faded with the previous segment's extra O ─> soxr ─> orig rate
+
+Segments are independent (a decoder can start at any SEGM; only the cross-fade
+with the previous segment is lost). Mono files code one channel, stereo files
+code mid and side with the same quality (side is usually quiet and cheap).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from aecodec import container, entropy, registry
+from aecodec.codec import _int_field, _model_for, _quality_text, decode_latents, encode_latents
+from aecodec.errors import FormatError, HeaderError, InputError, LimitError, ModelError
+from aecodec.io import audio as audio_io
+
+SEGMENT_SECONDS = 10.0
+OVERLAP_SECONDS = 0.08
+SEGMENT_HEAD = struct.Struct("<I")  # segment index; then per channel: u32 length + latent payload
+CHANNEL_HEAD = struct.Struct("<I")
+MAX_ARRAY_BYTES = 4 << 30  # decompress() to an array refuses more decoded audio than this
+FAMILY_MODELS = {"speech": "audio-speech-v1", "music": "audio-music-v1"}
+DEFAULT_QUALITY = 2.0
+
+__all__ = ["compress", "decompress", "read", "write", "encode", "decode", "read_info", "AudioInfo",
+           "choose_model", "quality_for_kbps"]
+
+
+# ---------------------------------------------------------------------------------------------
+# model and rate choices
+
+
+def choose_model(sample_rate: int, channels: int, kbps: float | None, model=None) -> registry.LoadedModel:
+    """An explicit model (name, family 'speech'/'music', or LoadedModel), else speech for mono
+    audio up to 24 kHz (or any mono request under 12 kbps), music otherwise."""
+    if isinstance(model, registry.LoadedModel):
+        return model
+    if model is None:
+        speech = channels == 1 and (sample_rate <= 24000 or (kbps is not None and kbps < 12))
+        model = "speech" if speech else "music"
+    name = FAMILY_MODELS.get(model, model)
+    loaded = registry.load(name)
+    if loaded.variant.modality != "audio":
+        raise ModelError(f"model {name!r} is not an audio model")
+    return loaded
+
+
+def quality_for_kbps(net, kbps: float, channels: int) -> float:
+    """1-based continuous quality whose trained rate matches kbps (stereo: side costs about half)."""
+    per_channel = kbps / (1.0 if channels == 1 else 1.5)
+    targets = np.log(np.asarray(net.target_kbps))
+    q = np.interp(math.log(max(per_channel, 1e-3)), targets, np.arange(len(targets)))
+    return round(float(q) + 1.0, 3)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Segment layout at the model rate (all lengths in model-rate samples)."""
+
+    model_frames: int
+    segment: int
+    overlap: int
+    align: int
+
+    @property
+    def count(self) -> int:
+        return -(-self.model_frames // self.segment) if self.model_frames else 0
+
+    def coded_length(self, i: int) -> int:
+        """Samples segment i codes: S + O, or what is left (rounded up to the alignment) for the last."""
+        left = self.model_frames - i * self.segment
+        if left > self.segment:
+            return self.segment + self.overlap
+        return -(-left // self.align) * self.align
+
+    def output_length(self, i: int) -> int:
+        return min(self.segment, self.model_frames - i * self.segment)
+
+
+def model_frames(frames: int, sample_rate: int, model_rate: int) -> int:
+    return -(-frames * model_rate // sample_rate)
+
+
+def geometry_for(net, frames: int, sample_rate: int) -> Geometry:
+    align = net.align
+    segment = max(1, round(SEGMENT_SECONDS * net.sample_rate / align)) * align
+    overlap = max(1, round(OVERLAP_SECONDS * net.sample_rate / align)) * align
+    return Geometry(model_frames(frames, sample_rate, net.sample_rate), segment, overlap, align)
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming helpers
+
+
+def _to_coded(block: np.ndarray) -> np.ndarray:
+    if block.shape[1] == 2:
+        return np.stack([(block[:, 0] + block[:, 1]) * 0.5, (block[:, 0] - block[:, 1]) * 0.5], axis=1)
+    return block
+
+
+def _from_coded(block: np.ndarray) -> np.ndarray:
+    if block.shape[1] == 2:
+        return np.stack([block[:, 0] + block[:, 1], block[:, 0] - block[:, 1]], axis=1)
+    return block
+
+
+def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int, channels: int, total: int) -> Iterator[np.ndarray]:
+    """Stream through soxr, yielding exactly ``total`` output samples (zero-padded / trimmed at the end)."""
+    emitted = 0
+
+    def clip(out: np.ndarray) -> np.ndarray:
+        nonlocal emitted
+        out = out[: max(0, total - emitted)]
+        emitted += len(out)
+        return out
+
+    if rate_in == rate_out:
+        for b in blocks:
+            yield clip(np.ascontiguousarray(b, dtype=np.float32))
+    else:
+        import soxr
+
+        stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
+        for b in blocks:
+            out = stream.resample_chunk(np.ascontiguousarray(b, dtype=np.float32), last=False)
+            if len(out):
+                yield clip(out.reshape(-1, channels))
+        yield clip(stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).reshape(-1, channels))
+    if emitted < total:
+        yield np.zeros((total - emitted, channels), np.float32)
+
+
+def _segments(blocks: Iterator[np.ndarray], geo: Geometry, channels: int) -> Iterator[np.ndarray]:
+    """Cut the model-rate stream into the coded (overlapping, zero-padded) segments."""
+    buf = np.zeros((0, channels), np.float32)
+    blocks = iter(blocks)
+    for i in range(geo.count):
+        need = geo.coded_length(i)
+        while len(buf) < need:
+            nxt = next(blocks, None)
+            if nxt is None:
+                break
+            buf = np.concatenate([buf, nxt])
+        seg = buf[:need]
+        if len(seg) < need:
+            seg = np.concatenate([seg, np.zeros((need - len(seg), channels), np.float32)])
+        yield seg
+        buf = buf[geo.segment :]
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 1
+
+
+@contextmanager
+def single_threaded_torch():
+    """Run the model with one torch thread while any coder is inside this block.
+
+    Convolutions split their sums differently with 2 threads than with 1, which
+    changes float results in the last bits: latents could then round differently
+    (another bitstream) and decoded samples differ (not bit-exact). One thread
+    makes both depend on the bitstream alone. Parallelism comes from coding
+    several files at once (-j)."""
+    import torch
+
+    global _threads_users, _threads_saved
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
+
+
+def _fade(length: int) -> np.ndarray:
+    """Raised-cosine fade-in weights (the previous segment gets 1 − w)."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)[:, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding
+
+
+@dataclass
+class EncodeStats:
+    bytes: int
+    seconds_audio: float
+    kbps: float
+    quality: float
+    model: str
+
+
+def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None = None, *,
+           quality: float | None = None, model=None) -> EncodeStats:
+    """Stream an AudioSource into an aec file written chunk by chunk to fileobj."""
+    import torch
+
+    if kbps is not None and quality is not None:
+        raise InputError("give a bitrate or a quality, not both")
+    if kbps is not None and not (isinstance(kbps, (int, float)) and math.isfinite(kbps) and 0 < kbps <= 1000):
+        raise InputError(f"bitrate must be in (0, 1000] kbps, got {kbps!r}")
+    loaded = choose_model(source.sample_rate, source.channels, kbps, model)
+    net = loaded.net
+    lo, hi = loaded.variant.qualities
+    if quality is None:
+        quality = quality_for_kbps(net, kbps, source.channels) if kbps is not None else DEFAULT_QUALITY
+    if not isinstance(quality, (int, float)) or not lo <= float(quality) <= hi:
+        raise InputError(f"audio quality must be between {lo:g} and {hi:g}, got {quality!r}")
+    geo = geometry_for(net, source.frames, source.sample_rate)
+    if geo.model_frames > 2**32 - 1:
+        raise LimitError("audio too long")
+    precision = net.entropy_bottleneck.entropy_coder_precision
+    header = {
+        "modality": "audio",
+        "model": loaded.header,
+        "coder": {"name": entropy.CODER_NAME, "precision": precision},
+        "quality": _quality_text(quality),
+        "audio": {"sample_rate": source.sample_rate, "model_rate": net.sample_rate, "channels": source.channels,
+                  "frames": source.frames, "segment": geo.segment, "overlap": geo.overlap,
+                  "coding": "mid-side" if source.channels == 2 else "mono", "subtype": source.subtype[:16]},
+    }
+    level = float(quality) - 1.0
+    counter = _CountingWriter(fileobj)
+    stream = _resampled((_to_coded(b) for b in source.blocks()), source.sample_rate, net.sample_rate,
+                        source.channels, geo.model_frames)
+    with container.ContainerWriter(counter, header) as writer:
+        if source.tags:  # before the segments, so a streaming decoder knows them before any sample
+            writer.add_chunk("TAGS", container.canonical_json(source.tags))
+        for i, seg in enumerate(_segments(stream, geo, source.channels)):
+            parts = [SEGMENT_HEAD.pack(i)]
+            for c in range(source.channels):
+                x = torch.from_numpy(np.ascontiguousarray(seg[:, c]))[None, None]
+                with single_threaded_torch():
+                    z_sym, y_sym, y_idx = net.analyze(x, level)
+                payload = encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c))
+                parts += [CHANNEL_HEAD.pack(len(payload)), payload]
+            writer.add_chunk("SEGM", b"".join(parts))
+    seconds = source.frames / source.sample_rate
+    return EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
+                       float(quality), loaded.variant.name)
+
+
+def _key(segment: int, channel: int) -> int:
+    return (2 * segment + channel) & 0xFFFFFFFF
+
+
+class _CountingWriter:
+    def __init__(self, f):
+        self.f, self.count = f, 0
+
+    def write(self, b) -> int:
+        self.count += len(b)
+        return self.f.write(b)
+
+    def flush(self):
+        if hasattr(self.f, "flush"):
+            self.f.flush()
+
+
+def compress(data: np.ndarray, samplerate: int, kbps: float | None = None, *, quality: float | None = None,
+             model=None) -> bytes:
+    """(frames, channels) or (frames,) int/float array -> aec bytes."""
+    buf = io.BytesIO()
+    encode(audio_io.array_source(data, samplerate), buf, kbps, quality=quality, model=model)
+    return buf.getvalue()
+
+
+def write(file, data: np.ndarray, samplerate: int, kbps: float | None = None, *, quality: float | None = None,
+          model=None) -> None:
+    """Like soundfile.write, to an .aec path or binary file object."""
+    blob = compress(data, samplerate, kbps, quality=quality, model=model)
+    if hasattr(file, "write"):
+        file.write(blob)
+    else:
+        with open(file, "wb") as f:
+            f.write(blob)
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding
+
+
+@dataclass
+class AudioInfo:
+    header: dict
+    sample_rate: int
+    model_rate: int
+    channels: int
+    frames: int
+    segment: int
+    overlap: int
+    subtype: str
+    quality: float
+    model: registry.ModelVariant | None
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def parse_audio_header(header: dict) -> AudioInfo:
+    """Validate every field that sizes work or memory before anything is decoded."""
+    if header.get("modality") != "audio":
+        raise HeaderError(f"not an audio file (modality {header.get('modality')!r})")
+    a, model, coder = header.get("audio"), header.get("model"), header.get("coder")
+    if not isinstance(a, dict) or not isinstance(model, dict) or not isinstance(coder, dict):
+        raise HeaderError("audio header lacks its audio, model or coder object")
+    rate = _int_field(a, "sample_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
+    model_rate = _int_field(a, "model_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
+    channels = _int_field(a, "channels", 1, audio_io.MAX_CHANNELS)
+    frames = _int_field(a, "frames", 0, 2**32 - 1)
+    segment = _int_field(a, "segment", 1, 10_000_000)
+    overlap = _int_field(a, "overlap", 0, segment)
+    if model_frames(frames, rate, model_rate) > 2**32 - 1:
+        raise LimitError("audio too long at the model rate")
+    if a.get("coding") != ("mid-side" if channels == 2 else "mono"):
+        raise HeaderError(f"coding {a.get('coding')!r} does not fit {channels} channel(s)")
+    subtype = a.get("subtype", "PCM_16")
+    if not isinstance(subtype, str) or len(subtype) > 16:
+        raise HeaderError("bad subtype")
+    if coder.get("name") != entropy.CODER_NAME:
+        raise HeaderError(f"unknown entropy coder {coder.get('name')!r}")
+    _int_field(coder, "precision", 1, 16)
+    try:
+        quality = float(str(header.get("quality")))
+    except ValueError:
+        raise HeaderError(f"bad quality {header.get('quality')!r}") from None
+    if not math.isfinite(quality):
+        raise HeaderError("quality is not finite")
+    variant = registry.BY_ID.get(_int_field(model, "id", 0, 65535))
+    return AudioInfo(header, rate, model_rate, channels, frames, segment, overlap, subtype, quality, variant)
+
+
+def read_info(data_or_file) -> AudioInfo:
+    """Header of an aec audio file, validated; decodes nothing."""
+    return parse_audio_header(container.ContainerReader(data_or_file).header)
+
+
+@dataclass
+class Decoded:
+    """A decode in progress: geometry and tags known up front, samples as blocks (output rate)."""
+
+    info: AudioInfo
+    sample_rate: int
+    tags: dict
+    blocks: Iterator[np.ndarray]
+
+
+def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_segment: int = 0) -> Decoded:
+    """Start decoding: validates the header and the model, returns a block iterator.
+
+    ``sample_rate``: output rate (default: the original rate; the model rate avoids a resampling).
+    ``start_segment``: begin at that segment, found through the chunk index (seekable input);
+    the output then starts at the segment's first sample (``segment_start(...)`` says where)."""
+    reader = container.ContainerReader(data_or_file)
+    info = parse_audio_header(reader.header)
+    loaded = _model_for(info, model)
+    net = loaded.net
+    if getattr(net, "sample_rate", None) != info.model_rate:
+        raise HeaderError(f"model rate {info.model_rate} does not match the model's {getattr(net, 'sample_rate', None)}")
+    if info.segment % net.align or info.overlap % net.align or info.overlap == 0:
+        raise HeaderError(f"segment {info.segment} / overlap {info.overlap} do not fit the model's alignment {net.align}")
+    out_rate = info.sample_rate if sample_rate is None else int(sample_rate)
+    if not audio_io.MIN_RATE <= out_rate <= audio_io.MAX_RATE:
+        raise InputError(f"output sample rate {out_rate} outside [{audio_io.MIN_RATE}, {audio_io.MAX_RATE}]")
+    geo = Geometry(model_frames(info.frames, info.sample_rate, info.model_rate), info.segment, info.overlap, net.align)
+    out_frames = model_frames(info.frames, info.sample_rate, out_rate) if sample_rate is not None else info.frames
+    if not isinstance(start_segment, int) or not 0 <= start_segment <= max(0, geo.count - 1):
+        raise InputError(f"start segment {start_segment!r} outside [0, {max(0, geo.count - 1)}]")
+    if start_segment:
+        out_frames -= segment_start(info, start_segment, out_rate)
+    # TAGS come before the first SEGM: read them now, keep that SEGM for the block iterator
+    tags: dict = {}
+    chunks = reader.chunks() if not start_segment else _indexed_chunks(reader, start_segment, tags)
+    first = None
+    for tag, payload in chunks:
+        if tag == "SEGM":
+            first = (tag, payload)
+            break
+        if tag == "TAGS":
+            tags.update(_parse_tags(payload))
+
+    def all_chunks():
+        if first is not None:
+            yield first
+            yield from chunks
+
+    def model_rate_blocks() -> Iterator[np.ndarray]:
+        prev_tail = None
+        n = start_segment
+        for tag, payload in all_chunks():
+            if tag != "SEGM":
+                continue
+            if n >= geo.count:
+                raise FormatError(f"more SEGM chunks than the {geo.count} the header implies")
+            seg = _decode_segment(net, payload, n, geo, info)
+            keep = geo.output_length(n)
+            core = seg[:keep].copy()
+            if prev_tail is not None:
+                o = min(len(prev_tail), keep)
+                w = _fade(len(prev_tail))[:o]
+                core[:o] = prev_tail[:o] * (1 - w) + core[:o] * w
+            prev_tail = seg[geo.segment : geo.segment + geo.overlap] if len(seg) > geo.segment else None
+            n += 1
+            yield core
+        if n != geo.count:
+            raise FormatError(f"file has {n} SEGM chunks, the header implies {geo.count}")
+
+    coded = _resampled(model_rate_blocks(), info.model_rate, out_rate, info.channels, out_frames)
+    blocks = (np.clip(_from_coded(b), -1.0, 1.0) for b in coded)
+    return Decoded(info, out_rate, tags, blocks)
+
+
+def segment_start(info: AudioInfo, index: int, rate: int) -> int:
+    """First output sample (at ``rate``) of segment ``index``."""
+    return model_frames(index * info.segment, info.model_rate, rate)
+
+
+def _indexed_chunks(reader: container.ContainerReader, start: int, tags: dict) -> Iterator[tuple[str, bytes]]:
+    """TAGS and the SEGM chunks from number ``start`` on, read through the index."""
+    segments = [c for c in reader.index() if c.tag == "SEGM"]
+    for c in reader.index():
+        if c.tag == "TAGS":
+            tags.update(_parse_tags(reader.read(c)))
+    for c in segments[start:]:
+        yield c.tag, reader.read(c)
+
+
+def _parse_tags(payload: bytes) -> dict:
+    try:
+        tags = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise FormatError("TAGS chunk is not UTF-8 JSON") from None
+    if not isinstance(tags, dict):
+        raise FormatError("TAGS chunk is not a JSON object")
+    return {k: v for k, v in tags.items() if k in audio_io.TAG_FIELDS and isinstance(v, str)}
+
+
+def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioInfo) -> np.ndarray:
+    """SEGM payload -> model-rate samples (coded_length, channels), float32."""
+    import torch
+
+    if len(payload) < SEGMENT_HEAD.size:
+        raise FormatError("SEGM chunk shorter than its header")
+    (stored,) = SEGMENT_HEAD.unpack_from(payload)
+    if stored != index:
+        raise FormatError(f"SEGM chunk {index} says it is segment {stored}")
+    length = geo.coded_length(index)
+    frames_latent = length // net.hop
+    pos = SEGMENT_HEAD.size
+    out = np.empty((length, info.channels), np.float32)
+    for c in range(info.channels):
+        if pos + CHANNEL_HEAD.size > len(payload):
+            raise FormatError("SEGM chunk truncated")
+        (n,) = CHANNEL_HEAD.unpack_from(payload, pos)
+        pos += CHANNEL_HEAD.size
+        if pos + n > len(payload):
+            raise FormatError("SEGM channel payload overruns its chunk")
+        y_sym, means = decode_latents(net, payload[pos : pos + n], (net.N, frames_latent // 4),
+                                      info.header["coder"]["precision"], _key(index, c), "SEGM chunk")
+        pos += n
+        with torch.no_grad(), single_threaded_torch():
+            out[:, c] = net.synthesize(y_sym, means, info.quality - 1.0)[0, 0].numpy()
+    if pos != len(payload):
+        raise FormatError("SEGM chunk has trailing bytes")
+    return out
+
+
+def decompress(data, *, sample_rate: int | None = None, model=None) -> tuple[np.ndarray, int]:
+    """aec bytes (or binary file object) -> (float32 array (frames, channels), samplerate)."""
+    dec = decode(data, sample_rate=sample_rate, model=model)
+    expected = model_frames(dec.info.frames, dec.info.sample_rate, dec.sample_rate)
+    if expected * dec.info.channels * 4 > MAX_ARRAY_BYTES:
+        raise LimitError(f"{expected} frames do not fit in memory as one array; decode to a file instead")
+    blocks = list(dec.blocks)
+    data_out = np.concatenate(blocks) if blocks else np.zeros((0, dec.info.channels), np.float32)
+    return data_out.astype(np.float32, copy=False), dec.sample_rate
+
+
+def read(file, *, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Like soundfile.read for .aec files: (float32 array (frames, channels), samplerate)."""
+    if hasattr(file, "read"):
+        return decompress(file.read(), sample_rate=sample_rate)
+    with open(file, "rb") as f:
+        return decompress(f.read(), sample_rate=sample_rate)

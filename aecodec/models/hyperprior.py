@@ -1,0 +1,190 @@
+"""What the image and audio models share: gained mean-scale hyperprior coding.
+
+A subclass supplies the four transforms (g_a, g_s, h_a, h_s) for its signal
+(``spatial_dims`` 2 for images [B, C, H, W], 1 for audio [B, C, T]). This base
+owns the rest, identical for both modalities::
+
+    latent y ──×gain[q]──> y_q ──h_a──> z ──round──> ẑ ──h_s (float64)──> (μ, σ)
+    y_q ──round(·-μ)+μ──> ŷ_q ──×inv_gain[q]──> g_s
+
+Each quality level ``q`` owns a channel-wise gain vector (Cui et al., CVPR
+2021); fractional qualities interpolate geometrically. Rates come from
+CompressAI's EntropyBottleneck (z, per channel) and GaussianConditional (y
+given μ, σ). The models know nothing about files or entropy coding: they turn
+signals into integer symbols plus table indexes and back.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.utils import update_registered_buffers
+from torch import Tensor, nn
+
+# Scale table of the GaussianConditional: CompressAI's 64 log-spaced scales.
+SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
+
+
+def scale_table() -> Tensor:
+    return torch.exp(torch.linspace(math.log(SCALES_MIN), math.log(SCALES_MAX), SCALES_LEVELS))
+
+
+class GainedHyperprior(nn.Module):
+    """Base of the variable-rate models. Subclasses set g_a, g_s, h_a, h_s and ``spatial_dims``.
+
+    Args:
+        N: channels of z.
+        M: channels of the latent y.
+        levels: number of quality levels (one gain vector each).
+        precision: bits of the quantized CDF tables used by the range coder.
+    """
+
+    spatial_dims = 2
+
+    def __init__(self, N: int, M: int, levels: int, precision: int = 16):
+        super().__init__()
+        self.N, self.M, self.levels = N, M, levels
+        # Gains start log-spaced so that higher levels begin with a finer grid.
+        init = torch.logspace(-1.0, 1.0, levels, base=2.0)[:, None].repeat(1, M)
+        self.gain = nn.Parameter(init.clone())
+        self.inv_gain = nn.Parameter((1.0 / init).clone())
+        self.entropy_bottleneck = EntropyBottleneck(N, entropy_coder_precision=precision)
+        self.gaussian_conditional = GaussianConditional(None, entropy_coder_precision=precision)
+
+    def _per_channel(self, v: Tensor) -> Tensor:
+        """[B, C] -> [B, C, 1(, 1)] to broadcast over the signal's spatial dimensions."""
+        return v.reshape(*v.shape, *([1] * self.spatial_dims))
+
+    # ---- gains -----------------------------------------------------------------------------
+    def gains(self, quality: Tensor) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain, shape [B, M, 1(, 1)], for 0-based fractional levels ``quality`` [B]."""
+        q = quality.to(self.gain.dtype).clamp(0, self.levels - 1)
+        lo = q.floor().long().clamp(max=self.levels - 2) if self.levels > 1 else q.floor().long()
+        t = (q - lo.to(q.dtype))[:, None]
+        hi = (lo + 1).clamp(max=self.levels - 1)
+
+        def interp(table: Tensor) -> Tensor:
+            a, b = table[lo].abs().clamp_min(1e-6), table[hi].abs().clamp_min(1e-6)
+            return self._per_channel((a.log() * (1 - t) + b.log() * t).exp())
+
+        return interp(self.gain), interp(self.inv_gain)
+
+    # ---- training ---------------------------------------------------------------------------
+    def forward(self, x: Tensor, quality: Tensor, straight_through: bool = False) -> dict:
+        """x -> x_hat and likelihoods; quality [B] (0-based levels).
+
+        The rate always uses additive uniform noise. The synthesis sees the noisy
+        latent too, unless ``straight_through``: then it sees the rounded latent
+        (as at test time) with identity gradients. Rounding from the start stalls
+        training (latents near zero all round to zero), so runs switch late.
+        """
+        gain, inv_gain = self.gains(quality)
+        y = self.g_a(x) * gain
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        means, scales = self.h_s(z_hat).chunk(2, 1)
+        y_noisy, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        if straight_through:
+            residual = y - means
+            y_hat = torch.round(residual).detach() + residual - residual.detach() + means
+        else:
+            y_hat = y_noisy
+        x_hat = self.g_s(y_hat * inv_gain)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()
+
+    # ---- tables -----------------------------------------------------------------------------
+    def update_tables(self) -> None:
+        """Compute the quantized CDF tables (done once at export; shipped with the weights)."""
+        self.gaussian_conditional.update_scale_table(scale_table(), force=True)
+        self.entropy_bottleneck.update(force=True)
+
+    def load_state_dict(self, state_dict, strict: bool = True):  # noqa: D102 - resizes table buffers first
+        self.__dict__.pop("_h_s64", None)
+        update_registered_buffers(
+            self.entropy_bottleneck, "entropy_bottleneck", ["_quantized_cdf", "_offset", "_cdf_length"], state_dict
+        )
+        update_registered_buffers(
+            self.gaussian_conditional, "gaussian_conditional",
+            ["_quantized_cdf", "_offset", "_cdf_length", "scale_table"], state_dict,
+        )
+        return super().load_state_dict(state_dict, strict=strict)
+
+    def prepare_inference(self):
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def z_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        eb = self.entropy_bottleneck
+        return _tables(eb._quantized_cdf, eb._cdf_length, eb._offset)
+
+    def y_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gc = self.gaussian_conditional
+        return _tables(gc._quantized_cdf, gc._cdf_length, gc._offset)
+
+    # ---- coding -----------------------------------------------------------------------------
+    def _medians(self, dtype=torch.float32) -> Tensor:
+        """EntropyBottleneck medians shaped [1, N, 1(, 1)]."""
+        q = self.entropy_bottleneck.quantiles.detach()[:, 0, 1].to(dtype)
+        return self._per_channel(q[None])
+
+    @torch.no_grad()
+    def encode_latent(self, y: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unscaled latent y [1, M, ...] -> z symbols [N, ...], y symbols [M, ...], y indexes [M, ...]."""
+        gain, _ = self.gains(torch.tensor([float(quality)]))
+        y = y * gain
+        z = self.h_a(y)
+        z_symbols = torch.round(z - self._medians()).to(torch.int32)[0].numpy()
+        indexes, means = self.hyper_decode(z_symbols)
+        y_symbols = torch.round(y.double() - means).to(torch.int32)[0].numpy()
+        return z_symbols, y_symbols, indexes
+
+    def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
+        """EntropyBottleneck tables are per channel: index = channel number."""
+        c = shape[0]
+        return np.broadcast_to(np.arange(c, dtype=np.int32).reshape(c, *([1] * (len(shape) - 1))), shape).copy()
+
+    @torch.no_grad()
+    def hyper_decode(self, z_symbols: np.ndarray) -> tuple[np.ndarray, Tensor]:
+        """z symbols [N, ...] -> y scale-table indexes [M, ...] and means [1, M, ...] (float64).
+
+        Runs in float64: the decoder must recompute exactly the indexes the
+        encoder used, and double precision keeps rounding differences between
+        thread counts and machines far below the spacing of the scale table.
+        """
+        z_hat = torch.from_numpy(z_symbols).double()[None] + self._medians(torch.float64)
+        means, scales = self._h_s_float64()(z_hat).chunk(2, 1)
+        table = self.gaussian_conditional.scale_table.double()
+        # index = number of table entries strictly below the scale, as in CompressAI's build_indexes
+        indexes = torch.bucketize(scales[0], table[:-1], right=False).to(torch.int32)
+        return indexes.numpy(), means
+
+    def _h_s_float64(self) -> nn.Module:
+        """A float64 copy of h_s, made once (kept outside the module tree and the state dict)."""
+        cached = self.__dict__.get("_h_s64")
+        if cached is None:
+            cached = copy.deepcopy(self.h_s).double().eval()
+            self.__dict__["_h_s64"] = cached
+        return cached
+
+    @torch.no_grad()
+    def decode_latent(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
+        """y symbols [M, ...] + means -> the unscaled latent ŷ [1, M, ...] (float32) for g_s."""
+        _, inv_gain = self.gains(torch.tensor([float(quality)]))
+        return (torch.from_numpy(y_symbols).double()[None] + means).float() * inv_gain
+
+
+def _tables(cdf: Tensor, lengths: Tensor, offsets: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.ascontiguousarray(cdf.detach().cpu().numpy(), dtype=np.int32),
+        np.ascontiguousarray(lengths.detach().cpu().numpy().reshape(-1), dtype=np.int32),
+        np.ascontiguousarray(offsets.detach().cpu().numpy().reshape(-1), dtype=np.int32),
+    )
