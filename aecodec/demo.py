@@ -1,7 +1,9 @@
-"""`make demo`: encode and decode the bundled sample photo with the shipped weights.
+"""`make demo`: encode and decode the bundled sample photo and speech clip with the shipped weights.
 
     examples/kodim23.png ─compress_image(q)─> demo-out/kodim23-q<q>.aec ─decompress_image─> .png
-    prints bytes, bpp, PSNR-RGB and times per quality, and JPEG (Pillow) at the nearest size
+        prints bytes, bpp, PSNR-RGB and times per quality, and JPEG (Pillow) at the nearest size
+    examples/vctk-p225_003.flac ─audio.compress(kbps)─> demo-out/…-<kbps>k.aec ─audio.decompress─> .wav
+        prints bytes, measured kbps, SI-SDR, log-mel distance and speed (× real time)
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from PIL import Image
 
 from aecodec.bench.metrics import psnr_rgb
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "kodim23.png"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SAMPLE = EXAMPLES / "kodim23.png"
+SPEECH_SAMPLE = EXAMPLES / "vctk-p225_003.flac"
 
 
 def jpeg_near(image: Image.Image, target_bytes: int) -> tuple[int, int, float]:
@@ -34,13 +38,22 @@ def jpeg_near(image: Image.Image, target_bytes: int) -> tuple[int, int, float]:
 
 
 def main(argv=None) -> int:
-    from aecodec import codec, registry
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", type=Path, default=SAMPLE)
     ap.add_argument("--out", type=Path, default=Path("demo-out"))
     ap.add_argument("--qualities", default="2,4,6,8")
+    ap.add_argument("--speech", type=Path, default=SPEECH_SAMPLE)
+    ap.add_argument("--kbps", default="3,6,12", help="speech bitrates")
     args = ap.parse_args(argv)
+    image_demo(args)
+    print()
+    speech_demo(args)
+    print(f"outputs in {args.out}/")
+    return 0
+
+
+def image_demo(args) -> None:
+    from aecodec import codec, registry
 
     image = Image.open(args.image).convert("RGB")
     ref = np.asarray(image)
@@ -62,8 +75,31 @@ def main(argv=None) -> int:
         jq, jbytes, jp = jpeg_near(image, len(data))
         print(f"{q:>3g} {len(data):>7} {8 * len(data) / (w * h):>6.3f} {p:>6.2f} {t1 - t0:>6.2f} {t2 - t1:>6.2f}"
               f"   q{jq}: {jbytes} bytes, {jp:.2f} dB")
-    print(f"outputs in {args.out}/")
-    return 0
+
+
+def speech_demo(args) -> None:
+    import soundfile as sf
+
+    from aecodec import audio
+    from aecodec.dsp import log_mel_distance, si_sdr
+
+    x, rate = sf.read(str(args.speech), dtype="float32", always_2d=True)
+    seconds = len(x) / rate
+    loaded = audio.choose_model(rate, x.shape[1], None)
+    print(f"{args.speech.name}: {seconds:.2f} s, {rate} Hz ×{x.shape[1]}, model {loaded.variant.name} "
+          f"(weights {loaded.weights_sha256[:16]})")
+    print(f"{'-b':>4} {'bytes':>6} {'kbps':>6} {'SI-SDR':>7} {'log-mel':>7} {'enc ×RT':>8} {'dec ×RT':>8}")
+    for kbps in [float(k) for k in args.kbps.split(",")]:
+        t0 = time.perf_counter()
+        data = audio.compress(x, rate, kbps)
+        t1 = time.perf_counter()
+        y, _ = audio.decompress(data)
+        t2 = time.perf_counter()
+        stem = f"{args.speech.stem}-{kbps:g}k"
+        (args.out / f"{stem}.aec").write_bytes(data)
+        sf.write(str(args.out / f"{stem}.wav"), y, rate)
+        print(f"{kbps:>4g} {len(data):>6} {8 * len(data) / 1000 / seconds:>6.2f} {si_sdr(x[:, 0], y[:, 0]):>7.2f} "
+              f"{log_mel_distance(x[:, 0], y[:, 0], rate):>7.3f} {seconds / (t1 - t0):>8.1f} {seconds / (t2 - t1):>8.1f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from aecodec.errors import ModelError
+from aecodec.models.audio_families import AUDIO_FAMILIES
 
 WEIGHTS_PACKAGE = "aecodec.weights"
 
@@ -29,14 +30,13 @@ def _image_hyperprior(**kwargs):
 
 
 def _audio_hyperprior(**kwargs):
+    """Audio models are built for inference only: no CompressAI import (see hyperprior.CodingTables)."""
     from aecodec.models.audio import AudioHyperprior
 
-    return AudioHyperprior(**kwargs)
+    return AudioHyperprior(**kwargs, inference=True)
 
 
 def _audio_kwargs(family: str) -> dict:
-    from aecodec.models.audio import AUDIO_FAMILIES
-
     return dict(AUDIO_FAMILIES[family])
 
 

@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from PIL import Image
 
-from aecodec.bench.machine import describe_machine
+from aecodec.bench.machine import describe_machine, run_cli_child
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "examples" / "kodim23.png"
-
-
-def run_child(argv: list[str]) -> tuple[float, float]:
-    """Run `python -m aecodec ...` in a fresh process; (wall seconds, peak RSS MiB of that process)."""
-    code = (
-        "import resource, sys\n"
-        "from aecodec.cli import main\n"
-        "rc = main(sys.argv[1:])\n"
-        "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-        "sys.exit(rc)\n"
-    )
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"child failed: {res.stderr[-2000:]}")
-    peak = [line for line in res.stderr.splitlines() if line.startswith("PEAK_KIB")][-1]
-    return seconds, int(peak.split()[1]) / 1024
 
 
 def main(argv=None) -> int:
@@ -53,9 +33,9 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         big = tmp / "big.png"
         Image.open(args.source).convert("RGB").resize((w, h), Image.LANCZOS).save(big, compress_level=1)
-        enc_s, enc_mib = run_child(["encode", str(big), "-o", str(tmp / "big.aec"), "-q", args.quality, "--quiet"])
+        enc_s, enc_mib = run_cli_child(["encode", str(big), "-o", str(tmp / "big.aec"), "-q", args.quality, "--quiet"])
         size = (tmp / "big.aec").stat().st_size
-        dec_s, dec_mib = run_child(["decode", str(tmp / "big.aec"), "-o", str(tmp / "out.png"), "--quiet"])
+        dec_s, dec_mib = run_cli_child(["decode", str(tmp / "big.aec"), "-o", str(tmp / "out.png"), "--quiet"])
         assert Image.open(tmp / "out.png").size == (w, h)
     doc = {
         "name": "image_memory", "description": __doc__.splitlines()[0], "machine": describe_machine(),

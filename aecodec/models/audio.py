@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from aecodec.models.audio_families import AUDIO_FAMILIES
 from aecodec.models.hyperprior import GainedHyperprior
 
 
@@ -55,14 +56,15 @@ class AudioHyperprior(GainedHyperprior):
         channels: channels of each encoder stage (the decoder mirrors them, ×dec_width).
         M: latent channels; N: hyper-latent channels.
         levels: quality levels (gain vectors); target_kbps: the mono bitrate each level was trained for.
+        inference: build without CompressAI (see ``hyperprior.CodingTables``); weights must be loaded.
     """
 
     spatial_dims = 1
 
     def __init__(self, sample_rate: int = 16000, strides=(2, 4, 5, 8), channels=(16, 32, 64, 128), M: int = 64,
                  N: int = 64, levels: int = 3, target_kbps=(3.0, 6.0, 12.0), dec_width: float = 1.0,
-                 precision: int = 16):
-        super().__init__(N, M, levels, precision)
+                 precision: int = 16, inference: bool = False):
+        super().__init__(N, M, levels, precision, inference)
         if len(strides) != len(channels) or len(target_kbps) != levels:
             raise ValueError("strides/channels and target_kbps/levels must have matching lengths")
         self.sample_rate = int(sample_rate)
@@ -109,19 +111,8 @@ class AudioHyperprior(GainedHyperprior):
         return self.g_s(self.decode_latent(y_symbols, means, quality)).clamp_(-1, 1)
 
 
-# The two shipped families. Rates are per mono signal; ``target_kbps`` are the
-# rates the training run steers each quality level to (a rate controller adapts
-# each level's Lagrange multiplier), so level q is "about target_kbps[q] kbps".
-AUDIO_FAMILIES: dict[str, dict] = {
-    "speech": dict(sample_rate=16000, strides=(2, 4, 5, 8), channels=(16, 32, 64, 128), M=64, N=64,
-                   levels=3, target_kbps=(3.0, 6.0, 12.0), dec_width=1.0),
-    "music": dict(sample_rate=48000, strides=(4, 4, 5, 6), channels=(16, 32, 64, 128), M=128, N=64,
-                  levels=3, target_kbps=(12.0, 24.0, 48.0), dec_width=1.0),
-}
-
-
-def build_family(family: str) -> AudioHyperprior:
+def build_family(family: str, inference: bool = False) -> AudioHyperprior:
     try:
-        return AudioHyperprior(**AUDIO_FAMILIES[family])
+        return AudioHyperprior(**AUDIO_FAMILIES[family], inference=inference)
     except KeyError:
         raise ValueError(f"unknown audio family {family!r}; known: {', '.join(AUDIO_FAMILIES)}") from None

@@ -21,8 +21,6 @@ import math
 
 import numpy as np
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models.utils import update_registered_buffers
 from torch import Tensor, nn
 
 # Scale table of the GaussianConditional: CompressAI's 64 log-spaced scales.
@@ -33,6 +31,36 @@ def scale_table() -> Tensor:
     return torch.exp(torch.linspace(math.log(SCALES_MIN), math.log(SCALES_MAX), SCALES_LEVELS))
 
 
+class CodingTables(nn.Module):
+    """Inference stand-in for CompressAI's EntropyBottleneck or GaussianConditional.
+
+    Coding needs only what the shipped weights hold: the quantized CDF tables,
+    the EntropyBottleneck's quantiles (its medians) and the scale table. Holding
+    just those lets the codec run without importing CompressAI, whose import
+    pulls torchvision and torch_geometric (about 10 s of start-up and 300 MB of
+    memory per process). The other entries of the state dict under this
+    module's prefix (the density model's training parameters) are skipped.
+    """
+
+    def __init__(self, precision: int, required: tuple[str, ...]):
+        super().__init__()
+        self.entropy_coder_precision = precision
+        self.required = required
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        for name in self.required:
+            key = prefix + name
+            if key in state_dict:
+                self.register_buffer(name, state_dict[key].detach().clone())
+            else:
+                missing_keys.append(key)
+
+
+EB_TABLES = ("quantiles", "_quantized_cdf", "_cdf_length", "_offset")
+GC_TABLES = ("scale_table", "_quantized_cdf", "_cdf_length", "_offset")
+
+
 class GainedHyperprior(nn.Module):
     """Base of the variable-rate models. Subclasses set g_a, g_s, h_a, h_s and ``spatial_dims``.
 
@@ -41,19 +69,26 @@ class GainedHyperprior(nn.Module):
         M: channels of the latent y.
         levels: number of quality levels (one gain vector each).
         precision: bits of the quantized CDF tables used by the range coder.
+        inference: entropy models as ``CodingTables`` (no CompressAI, cannot train; load weights).
     """
 
     spatial_dims = 2
 
-    def __init__(self, N: int, M: int, levels: int, precision: int = 16):
+    def __init__(self, N: int, M: int, levels: int, precision: int = 16, inference: bool = False):
         super().__init__()
-        self.N, self.M, self.levels = N, M, levels
+        self.N, self.M, self.levels, self.inference = N, M, levels, inference
         # Gains start log-spaced so that higher levels begin with a finer grid.
         init = torch.logspace(-1.0, 1.0, levels, base=2.0)[:, None].repeat(1, M)
         self.gain = nn.Parameter(init.clone())
         self.inv_gain = nn.Parameter((1.0 / init).clone())
-        self.entropy_bottleneck = EntropyBottleneck(N, entropy_coder_precision=precision)
-        self.gaussian_conditional = GaussianConditional(None, entropy_coder_precision=precision)
+        if inference:
+            self.entropy_bottleneck = CodingTables(precision, EB_TABLES)
+            self.gaussian_conditional = CodingTables(precision, GC_TABLES)
+        else:
+            from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+
+            self.entropy_bottleneck = EntropyBottleneck(N, entropy_coder_precision=precision)
+            self.gaussian_conditional = GaussianConditional(None, entropy_coder_precision=precision)
 
     def _per_channel(self, v: Tensor) -> Tensor:
         """[B, C] -> [B, C, 1(, 1)] to broadcast over the signal's spatial dimensions."""
@@ -107,6 +142,10 @@ class GainedHyperprior(nn.Module):
 
     def load_state_dict(self, state_dict, strict: bool = True):  # noqa: D102 - resizes table buffers first
         self.__dict__.pop("_h_s64", None)
+        if self.inference:
+            return super().load_state_dict(state_dict, strict=strict)
+        from compressai.models.utils import update_registered_buffers
+
         update_registered_buffers(
             self.entropy_bottleneck, "entropy_bottleneck", ["_quantized_cdf", "_offset", "_cdf_length"], state_dict
         )
