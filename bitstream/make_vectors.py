@@ -77,6 +77,25 @@ def image_vector():
     (OUT / "image-q5-72x40.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def audio_vector():
+    """A short stereo 22.05 kHz clip through the shipped speech model (resampling, mid/side)."""
+    import numpy as np
+
+    from aecodec import audio
+
+    rate = 22050
+    t = np.arange(int(0.6 * rate)) / rate
+    left = 0.3 * np.sin(2 * np.pi * 180 * t) * np.hanning(len(t))
+    x = np.stack([left, 0.6 * left + 0.05 * np.sin(2 * np.pi * 700 * t)], axis=1).astype(np.float32)
+    data = audio.compress(x, rate, 6, model="speech")
+    y, _ = audio.decompress(data)
+    (OUT / "audio-speech-6k-stereo.aec").write_bytes(data)
+    np.save(OUT / "audio-speech-6k-stereo.expected.npy", y)
+    doc = {"sample_rate": rate, "channels": 2, "frames": len(x), "model": audio.read_info(data).header["model"],
+           "sample_tolerance": 1e-4, "expected": "audio-speech-6k-stereo.expected.npy"}
+    (OUT / "audio-speech-6k-stereo.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
@@ -86,4 +105,6 @@ if __name__ == "__main__":
     container_vector()
     if "--no-image" not in sys.argv:
         image_vector()
+    if "--no-audio" not in sys.argv:
+        audio_vector()
     print("wrote", sorted(p.name for p in OUT.iterdir()))

@@ -149,6 +149,12 @@ def kbps_per_sample(out: dict, samples: int, sample_rate: int) -> Tensor:
     return bits / (samples / sample_rate) / 1000.0
 
 
+def _mean_or_none(values: np.ndarray) -> float | None:
+    """Mean of the logged values of one level (None when no batch drew that level: JSON has no NaN)."""
+    seen = values[~np.isnan(values)]
+    return round(float(seen.mean()), 3) if len(seen) else None
+
+
 def train_audio(cfg: AudioTrainConfig) -> Path:
     """Train (or resume) a run in cfg.out; returns the checkpoint path."""
     if cfg.family not in AUDIO_FAMILIES:
@@ -233,7 +239,7 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
             w = np.array(window)
             log.write(step=step, loss=round(float(w[:, 0].mean()), 5), distortion=round(float(w[:, 1].mean()), 5),
                       aux=round(float(w[:, 2].mean()), 3),
-                      kbps=[round(float(np.nanmean(w[:, 3 + i])), 3) for i in range(model.levels)],
+                      kbps=[_mean_or_none(w[:, 3 + i]) for i in range(model.levels)],
                       beta=[round(float(b), 4) for b in log_beta.exp()], lr=lr,
                       s_per_step=round((time.time() - t_last) / len(window), 4))
             window, t_last = [], time.time()

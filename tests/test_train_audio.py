@@ -1,0 +1,80 @@
+"""Audio training: real steps on generated clips, resume, rate controller state, export, DDP with two CPU processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from aecodec import audio, registry
+from aecodec.models.audio import build_family
+from aecodec.train.audio import AudioTrainConfig, SpectralDistortion, train_audio
+from aecodec.train.export import export_checkpoint
+from tests.test_codec_audio import speechlike
+from tests.test_train import log_steps
+
+
+@pytest.fixture
+def audio_folder(tmp_path):
+    d = tmp_path / "clips"
+    (d / "sub").mkdir(parents=True)
+    sf.write(str(d / "a.wav"), speechlike(1.0, 16000, seed=1), 16000)
+    sf.write(str(d / "sub" / "b.flac"), speechlike(1.0, 22050, channels=2, seed=2), 22050)  # resampled, 2 signals
+    return d
+
+
+def test_train_resume_export_and_code(audio_folder, tmp_path):
+    run = tmp_path / "run"
+    cfg = AudioTrainConfig(data=[audio_folder], out=run, family="speech", steps=2, batch_size=2, seconds=0.2,
+                           log_every=1, checkpoint_every=1, threads=1)
+    ckpt = train_audio(cfg)
+    assert log_steps(run) == [1, 2]
+    cfg.steps = 3
+    train_audio(cfg)
+    assert log_steps(run) == [1, 2, 3]
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 3 and len(state["extra"]["log_beta"]) == 3 and state["extra"]["family"] == "speech"
+    last = json.loads((run / "train.log").read_text().splitlines()[-1])
+    assert len(last["kbps"]) == 3 and all(k is None or k > 0 for k in last["kbps"])
+
+    out = export_checkpoint(ckpt, tmp_path / "speech.safetensors")
+    weights = load_file(str(out))
+    assert "gaussian_conditional._quantized_cdf" in weights
+    net = build_family("speech", inference=True)  # the compressai-free inference build loads the export
+    net.load_state_dict(weights)
+    model = registry.from_network(net, "test-speech", 65533)
+    x = speechlike(0.5, 16000)
+    y, rate = audio.decompress(audio.compress(x, 16000, 6, model=model), model=model)
+    assert rate == 16000 and y.shape == (len(x), 1)
+
+
+def test_spectral_distortion_is_zero_for_identical_and_grows_with_noise():
+    loss = SpectralDistortion(16000, (256, 512, 1024), 64, 5.0)
+    x = torch.from_numpy(speechlike(0.5, 16000))[None, None]
+    rng = torch.Generator().manual_seed(0)
+    small = x + 0.001 * torch.randn(x.shape, generator=rng)
+    big = x + 0.05 * torch.randn(x.shape, generator=rng)
+    assert loss(x, x).item() < 1e-4 < loss(small, x).item() < loss(big, x).item()
+
+
+def test_ddp_two_cpu_processes(audio_folder, tmp_path):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "aecodec.cli",
+           "train", "audio", "--family", "speech", "--data", str(audio_folder), "--out", str(run), "--steps", "2",
+           "--batch-size", "2", "--seconds", "0.2", "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+    assert lines[0]["world_size"] == 2 and lines[-1]["step"] == 2
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_missing_audio_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        train_audio(AudioTrainConfig(data=[tmp_path], out=tmp_path / "run", steps=1))
