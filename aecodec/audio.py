@@ -23,15 +23,21 @@ import io
 import json
 import math
 import struct
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 import numpy as np
 
 from aecodec import container, entropy, registry
-from aecodec.codec import _int_field, _model_for, _quality_text, decode_latents, encode_latents
+from aecodec.codec import (
+    _int_field,
+    _model_for,
+    _quality_text,
+    decode_latents,
+    encode_latents,
+    parallel_map,
+    single_threaded_torch,
+)
 from aecodec.errors import FormatError, HeaderError, InputError, LimitError, ModelError
 from aecodec.io import audio as audio_io
 
@@ -169,37 +175,6 @@ def _segments(blocks: Iterator[np.ndarray], geo: Geometry, channels: int) -> Ite
         buf = buf[geo.segment :]
 
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = 1
-
-
-@contextmanager
-def single_threaded_torch():
-    """Run the model with one torch thread while any coder is inside this block.
-
-    Convolutions split their sums differently with 2 threads than with 1, which
-    changes float results in the last bits: latents could then round differently
-    (another bitstream) and decoded samples differ (not bit-exact). One thread
-    makes both depend on the bitstream alone. Parallelism comes from coding
-    several files at once (-j)."""
-    import torch
-
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
-
-
 def _fade(length: int) -> np.ndarray:
     """Raised-cosine fade-in weights (the previous segment gets 1 − w)."""
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)[:, None]
@@ -254,7 +229,8 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
     with container.ContainerWriter(counter, header) as writer:
         if source.tags:  # before the segments, so a streaming decoder knows them before any sample
             writer.add_chunk("TAGS", container.canonical_json(source.tags))
-        for i, seg in enumerate(_segments(stream, geo, source.channels)):
+        def one(item) -> bytes:
+            i, seg = item
             parts = [SEGMENT_HEAD.pack(i)]
             for c in range(source.channels):
                 x = torch.from_numpy(np.ascontiguousarray(seg[:, c]))[None, None]
@@ -262,7 +238,10 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                     z_sym, y_sym, y_idx = net.analyze(x, level)
                 payload = encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c))
                 parts += [CHANNEL_HEAD.pack(len(payload)), payload]
-            writer.add_chunk("SEGM", b"".join(parts))
+            return b"".join(parts)
+
+        for payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels))):
+            writer.add_chunk("SEGM", payload)
     seconds = source.frames / source.sample_rate
     return EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
                        float(quality), loaded.variant.name)
@@ -416,12 +395,17 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
     def model_rate_blocks() -> Iterator[np.ndarray]:
         prev_tail = None
         n = start_segment
-        for tag, payload in all_chunks():
-            if tag != "SEGM":
-                continue
-            if n >= geo.count:
-                raise FormatError(f"more SEGM chunks than the {geo.count} the header implies")
-            seg = _decode_segment(net, payload, n, geo, info)
+        def numbered():
+            k = start_segment
+            for tag, payload in all_chunks():
+                if tag != "SEGM":
+                    continue
+                if k >= geo.count:
+                    raise FormatError(f"more SEGM chunks than the {geo.count} the header implies")
+                yield k, payload
+                k += 1
+
+        for seg in parallel_map(lambda item: _decode_segment(net, item[1], item[0], geo, info), numbered()):
             keep = geo.output_length(n)
             core = seg[:keep].copy()
             if prev_tail is not None:

@@ -402,6 +402,18 @@ def cmd_bench(args) -> int:
         out = Path(args.out or f"benchmarks/results/image/{Path(args.data).name}")
         run_image_bench(Path(args.data), codecs, out, limit=args.limit)
         return EXIT_OK
+    if args.what == "audio":
+        from aecodec.bench.audio import run_audio_bench
+
+        if not args.data or not Path(args.data).is_dir():
+            raise UsageError("bench audio needs --data DIR (a folder of audio files, sub-folders are subsets)")
+        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+        if args.codecs == "aec,jpeg,webp,avif":
+            codecs = ["aec", "opus"]
+        points = [float(p) for p in args.points.split(",")] if args.points else None
+        out = Path(args.out or f"benchmarks/results/audio/{Path(args.data).name}")
+        run_audio_bench(Path(args.data), codecs, out, kind=args.kind, limit=args.limit, points=points)
+        return EXIT_OK
     raise UsageError(f"unknown benchmark {args.what!r}")
 
 
@@ -479,11 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="benchmarks: rate-distortion and coder speed")
-    bench.add_argument("what", choices=["image", "coder"])
-    bench.add_argument("--data", help="folder of images (bench image)")
-    bench.add_argument("--codecs", default="aec,jpeg,webp,avif")
+    bench.add_argument("what", choices=["image", "audio", "coder"])
+    bench.add_argument("--data", help="folder of images (bench image) or audio files (bench audio)")
+    bench.add_argument("--codecs", default="aec,jpeg,webp,avif", help="default aec,jpeg,webp,avif; audio: aec,opus")
+    bench.add_argument("--kind", choices=["speech", "music"], default=None, help="audio: model family (default: guessed)")
+    bench.add_argument("--points", default=None, help="audio: comma-separated kbps targets for every codec")
     bench.add_argument("--out", help="output folder (image) or JSON file (coder)")
-    bench.add_argument("--limit", type=int, default=None, help="only the first N images")
+    bench.add_argument("--limit", type=int, default=None, help="only the first N images (audio: files per subset)")
     bench.add_argument("--n", type=int, default=2_000_000, help="symbols (bench coder)")
     bench.set_defaults(func=cmd_bench)
 

@@ -12,8 +12,13 @@ a chunk. Models come from the registry unless ``model=`` passes a LoadedModel.
 from __future__ import annotations
 
 import io
+import os
 import struct
+import threading
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -66,6 +71,61 @@ def _symbols_crc(tile_index: int, *arrays: np.ndarray) -> int:
     return crc
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 1
+
+
+@contextmanager
+def single_threaded_torch():
+    """Run the model with one torch thread while any coder is inside this block.
+
+    Convolutions split their sums differently with 2 threads than with 1, which
+    changes float results in the last bits: latents could then round differently
+    (another bitstream) and decoded samples differ (not bit-exact). One thread
+    makes both depend on the bitstream alone (for images too: a pixel whose
+    value lies within a rounding error of .5 would flip). Parallelism comes
+    from coding several files at once (-j)."""
+    import torch
+
+    global _threads_users, _threads_saved
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
+
+
+# Threads that code tiles / segments in parallel (None: one per CPU). Set to 1 to measure or
+# use a single core; results are identical for every value.
+CODING_THREADS: int | None = None
+
+
+def parallel_map(func, items, workers: int | None = None):
+    """func over items on a few threads, results in input order, at most 2·workers in flight
+    (bounded memory). With single-threaded torch inside, this is where coding gets its
+    parallelism; results do not depend on the number of workers."""
+    workers = workers or CODING_THREADS or (os.cpu_count() or 1)
+    if workers <= 1:
+        yield from map(func, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray, precision: int, key: int) -> bytes:
     """Symbols of one coded unit (an image tile, an audio segment channel) -> payload
     ``<III z bytes, y bytes, crc32(key, symbols)> | z data | y data``."""
@@ -87,7 +147,8 @@ def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int
     # means the decoder's model disagrees with the encoder's (or a forged file).
     try:
         z_sym = entropy.decode(z_data, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
-        y_idx, means = net.hyper_decode(z_sym)
+        with single_threaded_torch():
+            y_idx, means = net.hyper_decode(z_sym)
         y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
     except FormatError as exc:
         raise CorruptStreamError(f"{what} does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
@@ -103,7 +164,7 @@ def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_leve
 
     net = loaded.net
     x = torch.from_numpy(np.ascontiguousarray(rgb_tile)).permute(2, 0, 1)[None].float().div_(255.0)
-    with torch.no_grad():
+    with torch.no_grad(), single_threaded_torch():
         z_sym, y_sym, y_idx = net.analyze(x, quality_level)
     return encode_latents(net, z_sym, y_sym, y_idx, precision, tile_index)
 
@@ -115,7 +176,7 @@ def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, 
 
     net = loaded.net
     y_sym, means = decode_latents(net, payload, (net.N, th // 64, tw // 64), precision, tile_index, "TILE chunk")
-    with torch.no_grad():
+    with torch.no_grad(), single_threaded_torch():
         x_hat = net.synthesize(y_sym, means, quality_level)
     return x_hat[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
@@ -149,8 +210,12 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     level = float(quality) - 1.0
     rgb = _pad(planes.rgb, IMAGE_ALIGN)
     with container.ContainerWriter(fileobj, header) as writer:
-        for i, (x, y, tw, th) in enumerate(tile_grid(width, height, tile)):
-            writer.add_chunk("TILE", encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision, i))
+        def one(item):
+            i, (x, y, tw, th) = item
+            return encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision, i)
+
+        for payload in parallel_map(one, enumerate(tile_grid(width, height, tile))):
+            writer.add_chunk("TILE", payload)
         if planes.alpha is not None:
             writer.add_chunk("ALPH", image_io.alpha_to_png(planes.alpha))
         if planes.icc:
@@ -251,21 +316,33 @@ def decompress_image(data_or_file, *, model=None):
     rgb = np.empty((info.height, info.width, 3), np.uint8)
     alpha = icc = exif = None
     n_tiles = 0
-    for tag, payload in reader.chunks():
-        if tag == "TILE":
-            if n_tiles >= len(grid):
-                raise FormatError(f"more TILE chunks than the {len(grid)} the header implies")
-            x, y, tw, th = grid[n_tiles]
-            pixels = decode_tile(loaded, payload, tw, th, level, precision, n_tiles)
-            h, w = min(th, info.height - y), min(tw, info.width - x)
-            rgb[y : y + h, x : x + w] = pixels[:h, :w]
-            n_tiles += 1
-        elif tag == "ALPH":
-            alpha = image_io.alpha_from_png(payload, (info.width, info.height))
-        elif tag == "ICCP":
-            icc = payload
-        elif tag == "EXIF":
-            exif = payload
+    extras: dict = {}
+
+    def tiles():
+        """TILE chunks with their place; other chunks are kept aside as they pass."""
+        n = 0
+        for tag, payload in reader.chunks():
+            if tag == "TILE":
+                if n >= len(grid):
+                    raise FormatError(f"more TILE chunks than the {len(grid)} the header implies")
+                yield n, payload
+                n += 1
+            elif tag in ("ALPH", "ICCP", "EXIF"):
+                extras[tag] = payload
+
+    def one(item):
+        n, payload = item
+        x, y, tw, th = grid[n]
+        return n, decode_tile(loaded, payload, tw, th, level, precision, n)
+
+    for n, pixels in parallel_map(one, tiles()):
+        x, y, tw, th = grid[n]
+        h, w = min(th, info.height - y), min(tw, info.width - x)
+        rgb[y : y + h, x : x + w] = pixels[:h, :w]
+        n_tiles += 1
+    if "ALPH" in extras:
+        alpha = image_io.alpha_from_png(extras["ALPH"], (info.width, info.height))
+    icc, exif = extras.get("ICCP"), extras.get("EXIF")
     if n_tiles != len(grid):
         raise FormatError(f"file has {n_tiles} TILE chunks, the header implies {len(grid)}")
     if (alpha is not None) != (info.mode in ("RGBA", "LA")):
