@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import threading
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -71,36 +70,34 @@ def _symbols_crc(tile_index: int, *arrays: np.ndarray) -> int:
     return crc
 
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = 1
-
-
 @contextmanager
 def single_threaded_torch():
-    """Run the model with one torch thread while any coder is inside this block.
+    """Run the model with one torch thread in this thread while inside the block.
 
     Convolutions split their sums differently with 2 threads than with 1, which
     changes float results in the last bits: latents could then round differently
-    (another bitstream) and decoded samples differ (not bit-exact). One thread
-    makes both depend on the bitstream alone (for images too: a pixel whose
-    value lies within a rounding error of .5 would flip). Parallelism comes
-    from coding several files at once (-j)."""
+    (another bitstream) and decoded samples differ (not bit-exact; for images a
+    pixel within a rounding error of .5 would flip). One thread makes both depend
+    on the bitstream alone. torch's thread count is per OS thread (OpenMP), so
+    this sets and restores the calling thread's; parallel_map's workers are set
+    to one thread when they start. Parallelism comes from tiles, segments and
+    files coded side by side."""
     import torch
 
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users += 1
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 # Threads that code tiles / segments in parallel (None: one per CPU). Set to 1 to measure or
@@ -116,7 +113,7 @@ def parallel_map(func, items, workers: int | None = None):
     if workers <= 1:
         yield from map(func, items)
         return
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers, initializer=_one_torch_thread) as pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(func, item))
