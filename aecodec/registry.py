@@ -24,9 +24,10 @@ WEIGHTS_PACKAGE = "aecodec.weights"
 
 
 def _image_hyperprior(**kwargs):
+    """Built for inference only: no CompressAI import (see models.image.InferenceGDN)."""
     from aecodec.models.image import GainedMeanScaleHyperprior
 
-    return GainedMeanScaleHyperprior(**kwargs)
+    return GainedMeanScaleHyperprior(**kwargs, inference=True)
 
 
 def _audio_hyperprior(**kwargs):

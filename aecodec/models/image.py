@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from compressai.layers import GDN
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aecodec.models.hyperprior import GainedHyperprior, scale_table  # noqa: F401 - scale_table re-exported
@@ -35,6 +35,51 @@ def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspos
     return nn.ConvTranspose2d(cin, cout, k, stride=stride, output_padding=stride - 1, padding=k // 2)
 
 
+class _Bound(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("bound", torch.zeros(1))
+
+
+class _NonNegative(nn.Module):
+    """Inference form of CompressAI's NonNegativeParametrizer: max(x, bound)² − pedestal."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("pedestal", torch.zeros(1))
+        self.lower_bound = _Bound()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.max(x, self.lower_bound.bound) ** 2 - self.pedestal
+
+
+class InferenceGDN(nn.Module):
+    """CompressAI's GDN / inverse GDN for inference, without importing CompressAI.
+
+    Same parameters and state-dict keys as ``compressai.layers.GDN`` and the same
+    operations in the same order (so the same floats): y = x · (β + γ·x²)^(∓½).
+    The codec loads shipped weights into this form; training uses CompressAI's
+    layer (with its gradient-friendly bounds). Avoiding the CompressAI import
+    saves ~10 s of start-up and ~300 MB per process (it pulls torchvision and
+    torch_geometric)."""
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(torch.zeros(channels, channels))
+        self.beta_reparam = _NonNegative()
+        self.gamma_reparam = _NonNegative()
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = x.shape[1]
+        beta = self.beta_reparam(self.beta)
+        gamma = self.gamma_reparam(self.gamma).reshape(c, c, 1, 1)
+        norm = F.conv2d(x**2, gamma, beta)
+        norm = torch.sqrt(norm) if self.inverse else torch.rsqrt(norm)
+        return x * norm
+
+
 class GainedMeanScaleHyperprior(GainedHyperprior):
     """Variable-rate mean-scale hyperprior for RGB images.
 
@@ -43,12 +88,18 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
         M: channels of the latent y.
         levels: number of quality levels (one gain vector each).
         precision: bits of the quantized CDF tables used by the range coder.
+        inference: build without CompressAI (InferenceGDN, CodingTables); weights must be loaded.
     """
 
     spatial_dims = 2
 
-    def __init__(self, N: int = 96, M: int = 160, levels: int = len(IMAGE_LAMBDAS), precision: int = 16):
-        super().__init__(N, M, levels, precision)
+    def __init__(self, N: int = 96, M: int = 160, levels: int = len(IMAGE_LAMBDAS), precision: int = 16,
+                 inference: bool = False):
+        super().__init__(N, M, levels, precision, inference)
+        if inference:
+            GDN = InferenceGDN
+        else:
+            from compressai.layers import GDN
         self.g_a = nn.Sequential(
             _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M)
         )
