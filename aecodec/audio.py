@@ -45,7 +45,10 @@ SEGMENT_SECONDS = 10.0
 OVERLAP_SECONDS = 0.08
 SEGMENT_HEAD = struct.Struct("<I")  # segment index; then per channel: u32 length + latent payload
 CHANNEL_HEAD = struct.Struct("<I")
-MAX_ARRAY_BYTES = 4 << 30  # decompress() to an array refuses more decoded audio than this
+MAX_ARRAY_BYTES = 4 << 30
+# Longest segment a file may declare (model-rate samples): synthesis memory grows with it, and a
+# small forged file must not demand gigabytes. Encoders write 10 s (160,000 or 480,000 samples).
+MAX_SEGMENT = 1 << 19  # decompress() to an array refuses more decoded audio than this
 FAMILY_MODELS = {"speech": "audio-speech-v1", "music": "audio-music-v1"}
 DEFAULT_QUALITY = 2.0
 
@@ -316,7 +319,7 @@ def parse_audio_header(header: dict) -> AudioInfo:
     model_rate = _int_field(a, "model_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
     channels = _int_field(a, "channels", 1, audio_io.MAX_CHANNELS)
     frames = _int_field(a, "frames", 0, 2**32 - 1)
-    segment = _int_field(a, "segment", 1, 10_000_000)
+    segment = _int_field(a, "segment", 1, MAX_SEGMENT)
     overlap = _int_field(a, "overlap", 0, segment)
     if model_frames(frames, rate, model_rate) > 2**32 - 1:
         raise LimitError("audio too long at the model rate")

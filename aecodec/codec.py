@@ -28,6 +28,9 @@ from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputEr
 from aecodec.io import image as image_io
 
 DEFAULT_TILE = 1024
+# Largest tile: decoding one tile needs ~10 activations of N × tile²/4 floats, about
+# 0.5 GB at 1024²; larger tiles would let a small forged file demand gigabytes.
+MAX_TILE = 1024
 IMAGE_ALIGN = 64
 TILE_HEAD = struct.Struct("<III")  # z bytes, y bytes, crc32 of the decoded symbols
 DEFAULT_QUALITY = 4.0
@@ -191,8 +194,8 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     lo, hi = loaded.variant.qualities
     if not isinstance(quality, (int, float)) or not lo <= float(quality) <= hi:
         raise InputError(f"quality must be between {lo:g} and {hi:g}, got {quality!r}")
-    if tile < IMAGE_ALIGN or tile % IMAGE_ALIGN or tile > 4096:
-        raise InputError(f"tile must be a multiple of {IMAGE_ALIGN} in [64, 4096], got {tile}")
+    if tile < IMAGE_ALIGN or tile % IMAGE_ALIGN or tile > MAX_TILE:
+        raise InputError(f"tile must be a multiple of {IMAGE_ALIGN} in [64, {MAX_TILE}], got {tile}")
     planes = image_io.to_planes(image)
     width, height = planes.size
     precision = loaded.net.entropy_bottleneck.entropy_coder_precision
@@ -253,7 +256,7 @@ def parse_image_header(header: dict) -> ImageInfo:
     height = _int_field(img, "height", 1, 65535)
     if width * height > image_io.MAX_PIXELS:
         raise LimitError(f"{width}×{height} exceeds the limit of {image_io.MAX_PIXELS} pixels")
-    tile = _int_field(img, "tile", IMAGE_ALIGN, 4096)
+    tile = _int_field(img, "tile", IMAGE_ALIGN, MAX_TILE)
     if tile % IMAGE_ALIGN:
         raise HeaderError(f"tile {tile} is not a multiple of {IMAGE_ALIGN}")
     mode = img.get("mode")
