@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from aecodec.errors import InputError, LimitError
+from aecodec.errors import AecError, InputError, LimitError
 
 # Pillow's decompression-bomb threshold (2 × Image.MAX_IMAGE_PIXELS by default).
 MAX_PIXELS = 2 * 89_478_485
@@ -49,11 +49,31 @@ def open_image(source) -> Image.Image:
         return im
     except Image.DecompressionBombError as exc:
         raise LimitError(f"image too large: {exc}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"cannot read image: {exc}") from None
+    except MemoryError:
+        raise LimitError("image too large: out of memory while reading it") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # the file itself cannot be read (missing, permissions): an I/O error
+        raise InputError(f"cannot read image: {_describe(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise many types (struct.error, EOFError, ...)
+        raise InputError(f"cannot read image: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())  # one line
+    return text if isinstance(exc, (OSError, ValueError)) and text else f"{type(exc).__name__}: {text}"
 
 
 def to_planes(image: Image.Image | np.ndarray) -> ImagePlanes:
+    try:
+        return _to_planes(image)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        if isinstance(exc, AecError):
+            raise
+        raise InputError(f"cannot convert the {getattr(image, 'mode', '?')} image: {_describe(exc)}") from None
+
+
+def _to_planes(image: Image.Image | np.ndarray) -> ImagePlanes:
     if isinstance(image, np.ndarray):
         image = array_to_image(image)
     w, h = image.size
@@ -82,7 +102,7 @@ def to_planes(image: Image.Image | np.ndarray) -> ImagePlanes:
         gray = np.asarray(image.convert("L"))
         alpha = np.asarray(image.getchannel("A")).copy() if mode == "LA" else None
         return ImagePlanes(np.repeat(gray[:, :, None], 3, 2), alpha, mode, 8, icc, exif)
-    if mode == "RGBA" or "A" in image.getbands():
+    if mode in ("RGBA", "RGBa", "La") or ("A" in image.getbands() and mode != "LAB"):  # LAB's A is a colour
         rgba = np.asarray(image.convert("RGBA"))
         return ImagePlanes(rgba[:, :, :3].copy(), rgba[:, :, 3].copy(), "RGBA", 8, icc, exif)
     return ImagePlanes(np.asarray(image.convert("RGB")).copy(), None, "RGB", 8, icc, exif)
@@ -128,13 +148,21 @@ def alpha_from_png(data: bytes, size: tuple[int, int]) -> np.ndarray:
     from aecodec.errors import FormatError
 
     try:
-        im = Image.open(io.BytesIO(data))
-        if im.size != size or im.mode != "L":
-            raise FormatError(f"alpha plane is {im.mode} {im.size}, expected L {size}")
+        im = Image.open(io.BytesIO(data), formats=["PNG"])  # only PNG: no other Pillow parser sees file bytes
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise FormatError(f"alpha plane is not a valid PNG: {_describe(exc)}") from None
+    if im.size != size or im.mode != "L":
+        raise FormatError(f"alpha plane is {im.mode} {im.size}, expected L {size}")
+    try:
         im.load()
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise FormatError(f"alpha plane is not a valid PNG: {exc}") from None
-    return np.asarray(im).copy()
+        # one copy out of Pillow (np.asarray(im).copy() makes two: up to 3 × MAX_PIXELS bytes at once)
+        return np.frombuffer(im.tobytes(), np.uint8).reshape(size[1], size[0])
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a truncated or corrupt PNG stream
+        raise FormatError(f"alpha plane is not a valid PNG: {_describe(exc)}") from None
 
 
 def save_image(image: Image.Image, fileobj, fmt: str) -> None:
@@ -146,4 +174,15 @@ def save_image(image: Image.Image, fileobj, fmt: str) -> None:
         kwargs["exif"] = image.info["exif"]
     if fmt == "JPEG" and image.mode in ("RGBA", "LA", "I;16"):
         raise InputError(f"JPEG cannot hold mode {image.mode}; write PNG, WebP or TIFF")
-    image.save(fileobj, fmt, **kwargs)
+    try:
+        image.save(fileobj, fmt, **kwargs)
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # a real I/O error (disk full, permissions): the CLI reports it as such
+        raise InputError(f"cannot write {image.size[0]}×{image.size[1]} {image.mode} as {fmt}: "
+                         f"{_describe(exc)}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. WebP's 16383-pixel limit, EXIF bytes TIFF cannot parse
+        what = f"{image.size[0]}×{image.size[1]} {image.mode}" + (" with its metadata" if kwargs else "")
+        raise InputError(f"cannot write {what} as {fmt}: {_describe(exc)}") from None
