@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench-coder bench-image clean
+.PHONY: venv demo test test-slow bench-coder bench-image bench-audio bench-memory fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ bench-coder: $(STAMP)
 
 bench-image: $(STAMP)
 	$(BIN)/aecodec bench image --data $(DATA)/images/kodak --codecs aec,jpeg,webp,avif --out benchmarks/results/image/kodak
+
+bench-audio: $(STAMP)
+	$(BIN)/aecodec bench audio --data $(DATA)/audio/speech/eval --codecs aec,opus --out benchmarks/results/audio/speech
+	$(BIN)/aecodec bench audio --data $(DATA)/audio/music/eval --codecs aec,opus --out benchmarks/results/audio/music
+
+bench-memory: $(STAMP)
+	$(BIN)/python benchmarks/image_memory.py --out benchmarks/results/image/memory_24mp.json
+	$(BIN)/python benchmarks/audio_memory.py --out benchmarks/results/audio/memory_1h.json
+
+fuzz: $(STAMP)
+	$(BIN)/python benchmarks/fuzz.py --cases 100000 --seed 0 --target container,image --out benchmarks/results/fuzz/fuzz_image.json
+	$(BIN)/python benchmarks/fuzz.py --cases 100000 --seed 0 --target audio --out benchmarks/results/fuzz/fuzz_audio.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
