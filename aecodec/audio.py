@@ -45,7 +45,9 @@ SEGMENT_SECONDS = 10.0
 OVERLAP_SECONDS = 0.08
 SEGMENT_HEAD = struct.Struct("<I")  # segment index; then per channel: u32 length + latent payload
 CHANNEL_HEAD = struct.Struct("<I")
-MAX_ARRAY_BYTES = 4 << 30
+# decompress() to one array refuses more decoded audio than this (46 min of 48 kHz stereo, 2.3 h of
+# 16 kHz mono): a small file must not make it allocate gigabytes. decode() streams any length.
+MAX_ARRAY_BYTES = 512 << 20
 # Longest segment a file may declare (model-rate samples): synthesis memory grows with it, and a
 # small forged file must not demand gigabytes. Encoders write 10 s (160,000 or 480,000 samples).
 MAX_SEGMENT = 1 << 19  # decompress() to an array refuses more decoded audio than this
@@ -134,8 +136,18 @@ def _from_coded(block: np.ndarray) -> np.ndarray:
     return block
 
 
+RESAMPLE_SLICE = 1 << 14  # model-rate samples per resampler call: bounds each output block (×48 at most)
+
+
+def _slices(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    for b in blocks:
+        for i in range(0, len(b), size):
+            yield b[i : i + size]
+
+
 def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int, channels: int, total: int) -> Iterator[np.ndarray]:
-    """Stream through soxr, yielding exactly ``total`` output samples (zero-padded / trimmed at the end)."""
+    """Stream through soxr, yielding exactly ``total`` output samples (zero-padded / trimmed at the end),
+    in blocks of bounded size whatever the input blocks and the rate ratio."""
     emitted = 0
 
     def clip(out: np.ndarray) -> np.ndarray:
@@ -145,19 +157,21 @@ def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int, channe
         return out
 
     if rate_in == rate_out:
-        for b in blocks:
+        for b in _slices(blocks, 4 * RESAMPLE_SLICE):
             yield clip(np.ascontiguousarray(b, dtype=np.float32))
     else:
         import soxr
 
         stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
-        for b in blocks:
+        for b in _slices(blocks, RESAMPLE_SLICE):
             out = stream.resample_chunk(np.ascontiguousarray(b, dtype=np.float32), last=False)
             if len(out):
                 yield clip(out.reshape(-1, channels))
         yield clip(stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).reshape(-1, channels))
-    if emitted < total:
-        yield np.zeros((total - emitted, channels), np.float32)
+    while emitted < total:
+        n = min(total - emitted, 4 * RESAMPLE_SLICE)
+        emitted += n
+        yield np.zeros((n, channels), np.float32)
 
 
 def _segments(blocks: Iterator[np.ndarray], geo: Geometry, channels: int) -> Iterator[np.ndarray]:
@@ -444,7 +458,7 @@ def _indexed_chunks(reader: container.ContainerReader, start: int, tags: dict) -
 def _parse_tags(payload: bytes) -> dict:
     try:
         tags = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise FormatError("TAGS chunk is not UTF-8 JSON") from None
     if not isinstance(tags, dict):
         raise FormatError("TAGS chunk is not a JSON object")
@@ -487,9 +501,16 @@ def decompress(data, *, sample_rate: int | None = None, model=None) -> tuple[np.
     expected = model_frames(dec.info.frames, dec.info.sample_rate, dec.sample_rate)
     if expected * dec.info.channels * 4 > MAX_ARRAY_BYTES:
         raise LimitError(f"{expected} frames do not fit in memory as one array; decode to a file instead")
-    blocks = list(dec.blocks)
-    data_out = np.concatenate(blocks) if blocks else np.zeros((0, dec.info.channels), np.float32)
-    return data_out.astype(np.float32, copy=False), dec.sample_rate
+    data_out = np.empty((expected, dec.info.channels), np.float32)
+    pos = 0
+    for block in dec.blocks:
+        if pos + len(block) > expected:
+            raise FormatError("decoded more samples than the header declares")
+        data_out[pos : pos + len(block)] = block
+        pos += len(block)
+    if pos != expected:
+        raise FormatError(f"decoded {pos} frames, the header declares {expected}")
+    return data_out, dec.sample_rate
 
 
 def read(file, *, sample_rate: int | None = None) -> tuple[np.ndarray, int]:

@@ -1,16 +1,21 @@
-"""Fuzzing harness for the container parser and full decoding (image now; audio is one more target).
+"""Fuzzing harness for the container parser and full decoding of images and audio.
 
     python benchmarks/fuzz.py --cases 100000 --seed 0 --target container,image \\
         --out benchmarks/results/fuzz/fuzz_image.json [--corpus tests/fuzz_corpus]
+    python benchmarks/fuzz.py --cases 100000 --seed 0 --target audio \\
+        --out benchmarks/results/fuzz/fuzz_audio.json [--corpus tests/fuzz_corpus]
 
 Every case is one byte string made from a seed file by one mutator (bit flips, byte and integer
 sets, inserts, deletes, truncation, splicing two files, chunk-level edits re-packed with valid
 CRCs, header JSON field edits, raw header text edits, preamble and index edits, forged files
-whose tiles pass their symbols CRC (any geometry and tile size, extreme symbols: the synthesis
-runs on them), random bytes, magic + random bytes, or the seed unchanged). Case ``i`` of seed
+whose tiles / segments pass their symbols CRC (any geometry, tile or segment size, extreme
+symbols: the synthesis runs on them), random bytes, magic + random bytes, or the seed unchanged).
+Seeds written by the tiny audio model get audio flavours of the chunk, header-field and forge
+mutators (SEGM heads, TAGS payloads, the audio header fields); every other seed is mutated
+exactly as before the audio target existed, so image runs keep their cases. Case ``i`` of seed
 ``s`` is a pure function of (s, i, the seed files): ``--replay I`` rebuilds and runs one case.
-Tiles are decoded one after another (``codec.CODING_THREADS = 1`` during a case) so that the
-outcome of a file does not depend on the machine's core count.
+Tiles and segments are decoded one after another (``codec.CODING_THREADS = 1`` during a case)
+so that the outcome of a file does not depend on the machine's core count.
 
 Each case goes through every selected target. A target returns normally ("ok") or raises an
 ``aecodec.errors.AecError`` subclass (its class name is the outcome); anything else is a crash.
@@ -21,16 +26,18 @@ measured too (``VmHWM``, reset through ``/proc/self/clear_refs``). A case over 5
 no progress for ``--hard-timeout`` wall seconds (a real hang: Numba kernels cannot be
 interrupted by signals), records that case as a hang and starts a new worker after it.
 
-Targets, and how to add one (audio)::
+Targets: "container", "image", "audio". How to add one::
 
     def run_audio(data: bytes) -> None:          # decode fully; raise AecError on bad input
-        codec.decompress_audio(data, model=audio_model())
+        audio.decompress(data, model=audio_model())
 
     TARGETS["audio"] = Target(run_audio, audio_seeds)   # audio_seeds() -> [(name, bytes), ...]
 
-The tiny seeded random image model is ``tests.test_codec_image.tiny_model`` (the one the unit
-tests use); the corpus replay test (tests/test_fuzz_corpus.py) uses the same, through
-:func:`image_model`.
+The tiny seeded random models are ``tests.test_codec_image.tiny_model`` and
+``tests.test_codec_audio.tiny_audio_model`` (the ones the unit tests use); the corpus replay test
+(tests/test_fuzz_corpus.py) uses the same, through :func:`image_model` and :func:`audio_model`.
+The corpus manifest keeps the files of each target set (``container,image``; ``audio``) apart: a
+run with ``--corpus`` replaces only the files its own target set recorded.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ HANG_SECONDS = 5.0  # CPU seconds of one case
 MEMORY_HEADROOM = 1 << 30  # bytes of address space a case may add to the warmed-up worker
 MAX_CORPUS_FILES = 60
 MAX_CORPUS_BYTES = 20_000
+MAX_REPROS_PER_KIND = 5  # crash reproducer files (and full tracebacks) kept per kind of crash
 VECTORS = ROOT / "bitstream" / "vectors"
 
 # ---------------------------------------------------------------------------------------------
@@ -106,9 +114,9 @@ def run_image(data: bytes) -> None:
 
 @contextlib.contextmanager
 def _sequential_tiles(codec):
-    """Decode tiles one after another: with parallel decoding, whether a bad tile or a bad chunk
-    read ahead of it is reported first depends on the number of cores, and the corpus records
-    outcomes that must be the same on every machine."""
+    """Decode tiles (and audio segments) one after another: with parallel decoding, whether a bad
+    tile or a bad chunk read ahead of it is reported first depends on the number of cores, and the
+    corpus records outcomes that must be the same on every machine."""
     if not hasattr(codec, "CODING_THREADS"):
         yield
         return
@@ -163,6 +171,87 @@ def vector_seeds() -> list[tuple[str, bytes]]:
     return [(f"vector-{p.stem}", p.read_bytes()) for p in sorted(VECTORS.glob("*.aec"))]
 
 
+AUDIO_MODEL_ID = 65534  # the registry id tests.test_codec_audio.tiny_audio_model gives its network
+
+
+@functools.lru_cache(maxsize=None)
+def audio_model():
+    """The seeded tiny random audio model of the unit tests (16 kHz, hop 320, align 1280), built once."""
+    from tests.test_codec_audio import tiny_audio_model
+
+    model = tiny_audio_model()
+    assert model.variant.id == AUDIO_MODEL_ID, model.variant.id
+    return model
+
+
+MAX_WRITTEN_SAMPLES = 1 << 18  # decoded audio up to this many samples is also written as WAV
+
+
+def run_audio(data: bytes) -> None:
+    """Full decode with the tiny audio model (``audio.decompress``), checked against the header,
+    then written as WAV with the file's subtype and tags (what ``aecodec decode`` does)."""
+    import numpy as np
+
+    from aecodec import audio, codec
+    from aecodec.io import audio as audio_io
+
+    model = audio_model()
+    with _sequential_tiles(codec):
+        samples, rate = audio.decompress(data, model=model)
+    info = audio.read_info(data)
+    if rate != info.sample_rate or samples.shape != (info.frames, info.channels) or samples.dtype != np.float32:
+        raise AssertionError(f"decoded {samples.shape} {samples.dtype} at {rate} Hz, header says "
+                             f"{info.frames}×{info.channels} at {info.sample_rate} Hz")
+    if samples.size and not (np.isfinite(samples).all() and np.abs(samples).max() <= 1.0):
+        raise AssertionError("decoded samples are not finite or outside [-1, 1]")
+    if samples.size <= MAX_WRITTEN_SAMPLES:
+        tags = audio.decode(data, model=model).tags  # reads up to the first SEGM only
+        with audio_io.open_writer(io.BytesIO(), rate, info.channels, "WAV", info.subtype, tags) as out:
+            out.write(samples)
+
+
+AUDIO_TAGS = {"title": "fuzz \u00e9\u4e2d", "artist": "aecodec", "comment": "x" * 300, "date": "2024"}
+
+
+def audio_seeds() -> list[tuple[str, bytes]]:
+    """Small valid audio files of the tiny audio model: mono, stereo (resampled, mid/side), three
+    segments, TAGS, zero length; plus the shipped-model vector (ModelError with the tiny model)."""
+    import numpy as np
+
+    from aecodec import audio
+    from aecodec.io import audio as audio_io
+    from tests.test_codec_audio import speechlike
+
+    model = audio_model()
+
+    def encode(samples, rate: int, quality: float, tags=None, segment_seconds: float | None = None) -> bytes:
+        source = audio_io.array_source(samples, rate)
+        source.tags = dict(tags or {})
+        saved = audio.SEGMENT_SECONDS
+        audio.SEGMENT_SECONDS = segment_seconds or saved
+        try:
+            buf = io.BytesIO()
+            audio.encode(source, buf, quality=quality, model=model)
+        finally:
+            audio.SEGMENT_SECONDS = saved
+        return buf.getvalue()
+
+    spec = [
+        ("audio-mono-16k-0.3s-q2", speechlike(0.3, 16000), 16000, 2, None, None),
+        ("audio-stereo-44k-0.2s-q2", speechlike(0.2, 44100, channels=2), 44100, 2, None, None),
+        # three segments of 2,560 model-rate samples (0.16 s; the encoder's default is 10 s: such a
+        # file is 20+ s long and every case made from it would cost ~0.3 s): cross-fades, order
+        ("audio-mono-8k-3seg-q1", speechlike(0.4, 8000, seed=2), 8000, 1, None, 0.16),
+        ("audio-tags-22k-0.25s-q3", speechlike(0.25, 22050, seed=1), 22050, 3, AUDIO_TAGS, None),
+        ("audio-empty-16k", np.zeros((0, 1), np.float32), 16000, 2, None, None),
+    ]
+    seeds = [(name, encode(x, rate, q, tags, seg)) for name, x, rate, q, tags, seg in spec]
+    vector = VECTORS / "audio-speech-6k-stereo.aec"
+    if vector.exists():  # the shipped speech model's file: ModelError with the tiny model
+        seeds.append((f"vector-{vector.stem}", vector.read_bytes()))
+    return seeds
+
+
 @dataclass(frozen=True)
 class Target:
     run: Callable[[bytes], object]  # raises AecError on bad input; anything else is a crash
@@ -172,7 +261,25 @@ class Target:
 TARGETS: dict[str, Target] = {
     "container": Target(run_container, vector_seeds),
     "image": Target(run_image, image_seeds),
+    "audio": Target(run_audio, audio_seeds),
 }
+MODEL_OF_TARGET = {"image": image_model, "audio": audio_model}  # the tiny model an outcome depends on
+TINY_MODEL_NAMES = {
+    "image": "tests.test_codec_image.tiny_model (N=16, M=24, torch.manual_seed(1234))",
+    "audio": "tests.test_codec_audio.tiny_audio_model (16 kHz, strides 2·4·5·8, M=16, N=8, 3 levels, "
+             "torch.manual_seed(0))",
+}
+TARGET_DESCRIPTIONS = {
+    "container": "the container parser",
+    "image": "full image decoding (tiny seeded image model, then PNG writing)",
+    "audio": "full audio decoding (audio.decompress with the tiny seeded audio model, one segment at a time, "
+             "then WAV writing)",
+}
+
+
+def model_weights(target: str) -> str | None:
+    """The tiny model's weights hash (16 hex digits) a target's outcomes depend on; None: no model."""
+    return MODEL_OF_TARGET[target]().weights_sha256[:16] if target in MODEL_OF_TARGET else None
 
 
 def outcome_of(target: str, data: bytes) -> tuple[str, str]:
@@ -186,7 +293,7 @@ def outcome_of(target: str, data: bytes) -> tuple[str, str]:
     return "ok", ""
 
 
-def replay(data: bytes, targets=("container", "image")) -> dict[str, str]:
+def replay(data: bytes, targets=("container", "image")) -> dict[str, str]:  # ("audio",) for audio files
     """Outcome class of each target (what the corpus manifest records)."""
     return {t: outcome_of(t, data)[0] for t in targets}
 
@@ -345,6 +452,8 @@ def m_chunk(rng, seed, pool):
     if seed is None:
         return m_bitflip(rng, pool[0], pool)
     chunks = [(t, bytearray(p)) for t, p in seed.chunks]
+    if _audio_seed(seed):
+        return _chunk_audio(rng, seed, pool, chunks)
     op = rng.choice(["flip", "flip", "flip-head", "tile-head", "truncate", "extend", "random", "foreign", "drop",
                      "dup", "swap", "retag", "insert", "alpha"])
     i = rng.randrange(len(chunks)) if chunks else 0
@@ -405,6 +514,108 @@ def m_chunk(rng, seed, pool):
     return pack_raw(body, [(t, bytes(p)) for t, p in chunks])
 
 
+def _audio_seed(seed: Seed) -> bool:
+    """A file of the tiny audio model: the audio flavours of the mutators apply to these (only, so
+    that image runs, whose pool holds the shipped speech model's vector, keep their cases)."""
+    header = seed.header
+    return (isinstance(header, dict) and header.get("modality") == "audio" and isinstance(header.get("model"), dict)
+            and header["model"].get("id") == AUDIO_MODEL_ID)
+
+
+def _tags_payload(rng: random.Random) -> bytes:
+    """TAGS chunk payloads: valid, odd values, not an object, not JSON, not UTF-8, deeply nested, big."""
+    kind = rng.choice(["valid", "odd", "list", "nested", "deep", "not-json", "latin-1", "huge-int", "big", "empty",
+                       "nan", "dup-keys"])
+    if kind == "valid":
+        return container.canonical_json({rng.choice(["title", "artist", "genre"]): rng.choice(["a", "", "é" * 50])})
+    if kind == "odd":
+        return json.dumps({"title": _json_value(rng), "artist": "\x00\ud800", "zz": 1, "comment": "y" * 5000}
+                          ).encode()
+    if kind == "list":
+        return rng.choice([b"[]", b'["title"]', b"null", b"1", b'"title"', b"true"])
+    if kind == "nested":
+        return b'{"title": ' + b"[" * 50 + b"]" * 50 + b"}"
+    if kind == "deep":
+        n = rng.choice([500, 999, 1000, 3000, 20_000])
+        return rng.choice([b"[" * n + b"]" * n, b"[" * n, b'{"a":' * min(n, 3000) + b"1" + b"}" * min(n, 3000)])
+    if kind == "not-json":
+        return rng.choice([b"{", b"{'title': 'x'}", b'{"title": "x",}', rng.randbytes(20)])
+    if kind == "latin-1":
+        return '{"title": "caf\u00e9"}'.encode("latin-1")
+    if kind == "huge-int":
+        return b'{"title": ' + b"9" * 5000 + b"}"
+    if kind == "big":
+        return b'{"title": "' + b"t" * 19_000 + b'"}'
+    if kind == "nan":
+        return rng.choice([b'{"title": NaN}', b'{"title": Infinity}', b'{"title": -1e999}'])
+    if kind == "dup-keys":
+        return b'{"title": "a", "title": 1}'
+    return b""
+
+
+def _chunk_audio(rng, seed, pool, chunks):
+    """m_chunk for audio files: SEGM head fields (segment index, channel lengths, the latents'
+    z/y lengths and symbols CRC), TAGS payloads, audio tags in retag/insert; valid CRCs."""
+    op = rng.choice(["flip", "flip", "flip-head", "segm-head", "segm-head", "truncate", "extend", "random", "foreign",
+                     "drop", "dup", "swap", "retag", "insert", "tags"])
+    i = rng.randrange(len(chunks)) if chunks else 0
+    if not chunks and op not in ("insert", "tags"):
+        op = "insert"
+    if op in ("flip", "flip-head"):
+        payload = chunks[i][1]
+        if payload:
+            span = min(len(payload), 24) if op == "flip-head" else len(payload)
+            for p in _positions(rng, span, rng.choice([1, 1, 2, 4])):
+                payload[p] ^= 1 << rng.randrange(8)
+    elif op == "segm-head":
+        segments = [k for k, (t, _) in enumerate(chunks) if t == "SEGM"] or [i]
+        payload = chunks[rng.choice(segments)][1]
+        # <I index> then per channel <I length> <III z_len, y_len, crc> z y: pick a u32 field
+        fields = [0]
+        pos = 4
+        while pos + 4 <= len(payload):
+            fields.append(pos)
+            fields += [f for f in (pos + 4, pos + 8, pos + 12) if f + 4 <= len(payload)]
+            (n,) = struct.unpack_from("<I", payload, pos)
+            pos += 4 + n
+        if len(payload) >= 4:
+            at = rng.choice(fields)
+            (old,) = struct.unpack_from("<I", payload, at)
+            new = rng.choice([old + 1, old - 1, old + 4, old - 4, rng.getrandbits(32)] + INTERESTING_INTS)
+            struct.pack_into("<I", payload, at, new & 0xFFFFFFFF)
+    elif op == "truncate":
+        chunks[i] = (chunks[i][0], chunks[i][1][: rng.randrange(len(chunks[i][1]) + 1)])
+    elif op == "extend":
+        chunks[i] = (chunks[i][0], chunks[i][1] + rng.randbytes(rng.choice([1, 4, 100])))
+    elif op == "random":
+        chunks[i] = (chunks[i][0], bytearray(rng.randbytes(rng.choice([0, 1, 4, 8, 16, 20, 50, 500]))))
+    elif op == "foreign":  # the same kind of chunk from another file (another geometry, segment, channel count)
+        others = [(t, p) for s in pool if s.chunks for t, p in s.chunks if t == chunks[i][0]]
+        if others:
+            chunks[i] = (chunks[i][0], bytearray(rng.choice(others)[1]))
+    elif op == "drop":
+        del chunks[i]
+    elif op == "dup":
+        chunks.insert(rng.randrange(len(chunks) + 1), chunks[i])
+    elif op == "swap":
+        j = rng.randrange(len(chunks))
+        chunks[i], chunks[j] = chunks[j], chunks[i]
+    elif op == "retag":
+        chunks[i] = (rng.choice(["SEGM", "TAGS", "TILE", "INDX", "ZZZZ", "segm"]), chunks[i][1])
+    elif op == "insert":
+        tag = rng.choice(["SEGM", "TAGS", "INDX", "XTRA"])
+        chunks.insert(rng.randrange(len(chunks) + 1), (tag, bytearray(rng.randbytes(rng.choice([0, 4, 8, 24, 40])))))
+    else:  # tags: replace the TAGS chunk, or add one (before, between or after the segments)
+        payload = bytearray(_tags_payload(rng))
+        where = [k for k, (t, _) in enumerate(chunks) if t == "TAGS"]
+        if where and rng.random() < 0.7:
+            chunks[where[0]] = ("TAGS", payload)
+        else:
+            chunks.insert(rng.choice([0, 0, rng.randrange(len(chunks) + 1)]), ("TAGS", payload))
+    body = container.canonical_json(seed.header)
+    return pack_raw(body, [(t, bytes(p)) for t, p in chunks])
+
+
 HUGE = "__aec_fuzz_huge_int__"
 
 
@@ -446,12 +657,50 @@ def _dump(header) -> bytes:
     return text.replace(json.dumps(HUGE), "9" * 5000).encode("utf-8", "surrogatepass")
 
 
+ALIGN = 1280  # the tiny audio model's alignment (segments and overlaps are multiples of it)
+AUDIO_FIELDS = {
+    "sample_rate": [999, 1000, 1001, 8000, 16000, 22050, 44100, 48000, 96000, 767999, 768000, 768001, 0, -16000],
+    "model_rate": [8000, 15999, 16000, 16001, 44100, 1000, 768000],
+    "channels": [0, 1, 2, 3, -1],
+    "frames": [0, 1, 2, 319, 320, 1279, 1280, 1281, 4799, 4800, 4801, 9600, 160_000, 1 << 20, 1 << 24,
+               (1 << 32) - 1, 1 << 32],
+    "segment": [0, 1, 320, ALIGN - 1, ALIGN, ALIGN + 1, 2 * ALIGN, 3 * ALIGN, 125 * ALIGN, 409 * ALIGN, 1 << 19,
+                (1 << 19) + 1],
+    "overlap": [0, 1, 320, ALIGN - 1, ALIGN, 2 * ALIGN, 3 * ALIGN, 125 * ALIGN, 1 << 19],
+    "coding": ["mono", "mid-side", "stereo", "left-right", "", None, 1],
+    "subtype": ["PCM_16", "PCM_24", "FLOAT", "DOUBLE", "VORBIS", "ULAW", "", "x" * 16, "x" * 17, "\x00", "\u00e9",
+                None, 16],
+}
+
+
+def _audio_fields(rng: random.Random, header: dict) -> None:
+    """1-3 audio header fields set to values near their bounds and alignments (channels and
+    coding sometimes kept consistent), sometimes the quality or coder precision."""
+    a = header.get("audio")
+    if not isinstance(a, dict):
+        return
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        key = rng.choice(list(AUDIO_FIELDS) + ["quality", "precision"])
+        if key == "quality":
+            header["quality"] = rng.choice(["1", "3", "0", "-1", "3.5", "1e308", "nan", "1.5", 2])
+        elif key == "precision":
+            header["coder"]["precision"] = rng.choice([0, 1, 8, 12, 15, 16, 17])
+        else:
+            a[key] = rng.choice(AUDIO_FIELDS[key])
+            if key == "channels" and a[key] in (1, 2) and rng.random() < 0.7:
+                a["coding"] = "mid-side" if a[key] == 2 else "mono"
+
+
 def m_header_field(rng, seed, pool):
-    """One header field set to a random JSON value, deleted, or a key added; valid CRCs."""
+    """One header field set to a random JSON value, deleted, or a key added; valid CRCs.
+    Audio files: half the time, audio fields set to values near their bounds instead."""
     seed = _valid(pool, seed)
     if seed is None:
         return m_bitflip(rng, pool[0], pool)
     header = copy.deepcopy(seed.header)
+    if _audio_seed(seed) and rng.random() < 0.5:
+        _audio_fields(rng, header)
+        return pack_raw(_dump(header), seed.chunks)
     paths = _paths(header)
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
         op = rng.random()
@@ -549,11 +798,16 @@ def forge_tile(net, tile_index: int, tw: int, th: int, z_sym=None, y_fill=None, 
                rng: random.Random | None = None) -> bytes:
     """A TILE payload that decodes and passes its symbols CRC (what a forger can always make):
     z symbols given (or zeros) -> the decoder's own indexes -> y symbols (zeros, a constant or random)."""
+    return forge_latents(net, tile_index, (net.N, th // 64, tw // 64), z_sym, y_fill, precision, rng)
+
+
+def forge_latents(net, key: int, z_shape: tuple[int, ...], z_sym=None, y_fill=None, precision: int = 16,
+                  rng: random.Random | None = None) -> bytes:
+    """The latents of one coded unit (a TILE payload; one channel of a SEGM) passing its symbols CRC."""
     import numpy as np
 
     from aecodec import codec, entropy
 
-    z_shape = (net.N, th // 64, tw // 64)
     z_sym = np.zeros(z_shape, np.int32) if z_sym is None else np.asarray(z_sym, np.int32).reshape(z_shape)
     y_idx, _ = net.hyper_decode(z_sym)
     if y_fill == "random" and rng is not None:
@@ -562,18 +816,88 @@ def forge_tile(net, tile_index: int, tw: int, th: int, z_sym=None, y_fill=None, 
         y_sym = np.full(y_idx.shape, 0 if y_fill is None else y_fill, np.int32)
     z_data = entropy.encode(z_sym, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
     y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
-    crc = codec._symbols_crc(tile_index, z_sym, y_sym)
+    crc = codec._symbols_crc(key, z_sym, y_sym)
     return codec.TILE_HEAD.pack(len(z_data), len(y_data), crc) + z_data + y_data
 
 
 EXTREME_SYMBOLS = [0, 1, -1, 40, -40, 1000, 2**20, -(2**20), 2**31 - 1, -(2**31)]
 
 
+FORGED_SAMPLES = 3 << 20  # model-rate samples (× channels) of forged SEGMs in one case: ~3 s of synthesis
+
+
+def forge_segment(net, index: int, length: int, channels: int, rng: random.Random | None = None,
+                  fill=None, z_extreme: float = 0.0, precision: int = 16) -> bytes:
+    """A SEGM payload of ``length`` model-rate samples whose channels pass their symbols CRC."""
+    parts = [struct.pack("<I", index)]
+    for c in range(channels):
+        n = net.N * (length // ALIGN)
+        k = min(n, 64)
+        z = [rng.choice(EXTREME_SYMBOLS) if rng is not None and rng.random() < z_extreme else 0 for _ in range(k)]
+        latents = forge_latents(net, (2 * index + c) & 0xFFFFFFFF, (net.N, length // ALIGN), z + [0] * (n - k),
+                                fill, precision, rng)
+        parts += [struct.pack("<I", len(latents)), latents]
+    return b"".join(parts)
+
+
+def m_forge_audio(rng, seed, pool):
+    """A self-consistent audio file the encoder never wrote: any rates, length, segment and overlap
+    (multiples of the alignment, or not), SEGM chunks whose symbols (extreme values included) pass
+    their CRC, so the synthesis, the cross-fades and the resampling run on them."""
+    from aecodec.audio import Geometry, model_frames
+
+    net = audio_model().net
+    bases = [s for s in pool if _audio_seed(s)]
+    base = seed if _audio_seed(seed) else rng.choice(bases)
+    header = copy.deepcopy(base.header)
+    a = header["audio"]
+    if rng.random() < 0.8:
+        a["sample_rate"] = rng.choice([1000, 8000, 16000, 16000, 22050, 44100, 48000, 768000])
+        a["channels"] = rng.choice([1, 1, 2])
+        a["coding"] = "mid-side" if a["channels"] == 2 else "mono"
+        a["segment"] = ALIGN * rng.choice([1, 1, 2, 3, 5, 8, 64, 125, 409])
+        a["overlap"] = rng.choice([ALIGN, ALIGN, 2 * ALIGN, a["segment"]])
+        segments = rng.choice([0, 1, 1, 2, 3, 4, 8])
+        model_len = max(0, (segments - 1) * a["segment"] + rng.choice([1, ALIGN - 1, ALIGN, ALIGN + 1, a["segment"]]))
+        if segments == 0:
+            model_len = 0
+        a["frames"] = model_len * a["sample_rate"] // 16000 + rng.choice([0, 0, 1])
+    if rng.random() < 0.1:
+        a["overlap"] = rng.choice([0, 1, ALIGN - 1, ALIGN + 1, a.get("overlap", ALIGN)])
+    header["quality"] = rng.choice(["1", "2", "3", "1.001", "2.999", header.get("quality", "2")]) \
+        if rng.random() < 0.9 else rng.choice(["0.999", "3.001", "0.5", "7"])
+    rate, channels, segment = a.get("sample_rate"), a.get("channels"), a.get("segment")
+    if not all(isinstance(v, int) and v > 0 for v in (rate, channels, segment)) or channels > 2:
+        return pack_raw(_dump(header), base.chunks)
+    overlap = a["overlap"] if isinstance(a.get("overlap"), int) and a["overlap"] >= 0 else ALIGN
+    geo = Geometry(model_frames(a["frames"], rate, 16000), segment, overlap, ALIGN)
+    fill = rng.choice([None, None, "random", rng.choice(EXTREME_SYMBOLS)])
+    z_extreme = rng.choice([0.0, 0.0, 0.1, 1.0])
+    chunks = []
+    budget = FORGED_SAMPLES
+    wanted = geo.count + rng.choice([0, 0, 0, 0, -1, 1])
+    for k in range(max(0, min(wanted, 16))):
+        length = geo.coded_length(min(k, max(geo.count - 1, 0))) if geo.count else ALIGN
+        length = max(ALIGN, length - length % ALIGN)
+        if length * channels > budget:
+            break
+        budget -= length * channels
+        index = k if rng.random() < 0.95 else rng.choice([k + 1, k - 1, 2**32 - 1]) & 0xFFFFFFFF
+        chunks.append(("SEGM", forge_segment(net, index, length, channels, rng, fill, z_extreme)))
+    if rng.random() < 0.2:
+        chunks.insert(rng.randrange(len(chunks) + 1), ("TAGS", _tags_payload(rng)))
+    return pack_raw(_dump(header), chunks)
+
+
 def m_forge(rng, seed, pool):
     """A self-consistent file the encoder never wrote: any geometry and tile size, TILE chunks whose
-    symbols (extreme values included) pass their CRC, so the synthesis runs on them."""
+    symbols (extreme values included) pass their CRC, so the synthesis runs on them. Audio: a file
+    of the tiny audio model, or any seed when the pool holds no image files (m_forge_audio)."""
     from aecodec import codec
 
+    if _audio_seed(seed) or (any(_audio_seed(s) for s in pool)
+                             and not any(s.header and s.header.get("modality") == "image" for s in pool)):
+        return m_forge_audio(rng, seed, pool)
     model = image_model()
     net = model.net
     image_seeds_ = [s for s in pool if s.header and s.header.get("modality") == "image"
@@ -822,7 +1146,10 @@ def _worker(conn, progress, seed: int, targets: list[str], named: list[tuple[str
             skip: set[int], headroom: int) -> None:
     import torch
 
+    from aecodec import codec
+
     torch.set_num_threads(1)
+    codec.CODING_THREADS = 1  # tiles and segments one after another (run_image/run_audio also say so)
     pool = load_pool(named)
     for s in pool:  # warm up: imports, Numba kernels, models
         for t in targets:
@@ -863,6 +1190,7 @@ def supervise(cases: int, seed: int, targets: list[str], named, hard_timeout: fl
     pool = load_pool(named)
     acked, skip = 0, set()
     reported: set = set()  # (case, target): cases re-run after a worker restart report again
+    kinds: Counter = Counter()  # crashes per kind (target, type, message with numbers blanked)
     t_start = time.perf_counter()
     while acked < cases:
         progress = ctx.Value("q", acked, lock=False)
@@ -889,10 +1217,15 @@ def supervise(cases: int, seed: int, targets: list[str], named, hard_timeout: fl
                     if (rec["case"], rec["target"]) in reported:
                         continue
                     reported.add((rec["case"], rec["target"]))
-                    rec["file"] = _save_repro(out_dir, rec, data)
+                    rec["kind"] = f"{rec['target']}: {rec['type']}: {_prefix(rec['message'])}"
+                    kinds[rec["kind"]] += 1
+                    if kinds[rec["kind"]] <= MAX_REPROS_PER_KIND:  # one bug found again and again: a few files
+                        rec["file"] = _save_repro(out_dir, rec, data)
+                        log(f"CRASH case {rec['case']} ({rec['mutator']}) {rec['target']}: {rec['type']}: "
+                            f"{rec['message'].splitlines()[0][:200]}")
+                    else:
+                        rec["message"] = rec["message"].splitlines()[0][:200]
                     total.crashes.append(rec)
-                    log(f"CRASH case {rec['case']} ({rec['mutator']}) {rec['target']}: {rec['type']}: "
-                        f"{rec['message'].splitlines()[0][:200]}")
                 elif kind == "stats":
                     end, st, peak = payload
                     info["peak_rss"] = max(info["peak_rss"], peak)
@@ -969,7 +1302,12 @@ def _save_repro(out_dir: Path, rec: dict, data: bytes) -> str:
 # corpus
 
 
-def select_corpus(interesting: dict, limit: int = MAX_CORPUS_FILES) -> list[tuple[str, dict, bytes]]:
+def run_key(targets) -> str:
+    """The manifest's name of a target set ("container,image", "audio"), in TARGETS order."""
+    return ",".join(t for t in TARGETS if t in targets)
+
+
+def select_corpus(interesting: dict, limit: int = MAX_CORPUS_FILES, prefix: str = "") -> list[tuple[str, dict, bytes]]:
     """First-found smallest example of each distinct outcome, round-robin over outcome classes
     so that the rarest classes are all kept when there are more than `limit` kinds."""
     by_class: dict[tuple, list] = {}
@@ -991,31 +1329,56 @@ def select_corpus(interesting: dict, limit: int = MAX_CORPUS_FILES) -> list[tupl
     out = []
     for size, key, case, mutator, outcomes, data in sorted(chosen, key=lambda x: x[2]):
         label = "-".join(("ok" if v == "ok" else re.sub(r"Error$", "", v)).lower() for v in outcomes.values())
-        name = f"{label}-{hashlib.sha1(data).hexdigest()[:10]}.aec"
+        name = f"{prefix}{label}-{hashlib.sha1(data).hexdigest()[:10]}.aec"
         out.append((name, {**outcomes, "mutator": mutator, "case": case, "why": key[:300]}, data))
     return out
 
 
-def write_corpus(corpus_dir: Path, entries, targets, seed: int) -> None:
+CORPUS_PREFIX = {"container,image": ""}  # file name prefix per run (default: the run's targets)
+CORPUS_DESCRIPTION = ("Fuzz cases kept as regression tests (benchmarks/fuzz.py --corpus), from one run per target set "
+                      "('runs': its command, targets and the tiny models' weights). Each file names its run and "
+                      "records the expected outcome of each of that run's targets: 'ok' or the AecError subclass "
+                      "raised. Replayed by tests/test_fuzz_corpus.py.")
+
+
+def load_manifest(path: Path) -> dict:
+    """The corpus manifest, the single-run layout of before the audio target read as one run."""
+    if not path.exists():
+        return {"description": CORPUS_DESCRIPTION, "runs": {}, "files": {}}
+    manifest = json.loads(path.read_text())
+    if "runs" not in manifest:
+        key = run_key(manifest["targets"])
+        weights = {"image": manifest["tiny_model_weights"]} if "image" in manifest["targets"] else {}
+        manifest = {"runs": {key: {"generated_by": manifest["generated_by"], "targets": manifest["targets"],
+                                   "tiny_model_weights": weights}},
+                    "files": {name: {**meta, "run": key} for name, meta in manifest["files"].items()}}
+    manifest["description"] = CORPUS_DESCRIPTION
+    return manifest
+
+
+def write_corpus(corpus_dir: Path, entries, targets, seed: int) -> int:
+    """Replace the files this target set recorded before (other runs' files stay) and its manifest
+    entry; returns the number of files written (entries with the same bytes are written once)."""
     corpus_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = corpus_dir / "manifest.json"
-    if manifest_path.exists():  # replace what a previous run wrote, nothing else
-        for name in json.loads(manifest_path.read_text()).get("files", {}):
+    manifest = load_manifest(manifest_path)
+    key = run_key(targets)
+    for name, meta in list(manifest["files"].items()):
+        if meta.get("run") == key:
             (corpus_dir / name).unlink(missing_ok=True)
-    files = {}
+            del manifest["files"][name]
     for name, meta, data in entries:
+        if name in manifest["files"]:  # the same bytes and outcomes kept by another run
+            continue
         (corpus_dir / name).write_bytes(data)
-        files[name] = meta
-    manifest = {
-        "description": "Fuzz cases kept as regression tests (benchmarks/fuzz.py --corpus). Each file's "
-                       "expected outcome per target: 'ok' or the AecError subclass raised. "
-                       "Replayed by tests/test_fuzz_corpus.py.",
-        "generated_by": f"python benchmarks/fuzz.py --seed {seed} --target {','.join(targets)} --corpus {corpus_dir}",
-        "tiny_model_weights": image_model().weights_sha256[:16],
-        "targets": list(targets),
-        "files": files,
+        manifest["files"][name] = {**meta, "run": key}
+    manifest["runs"][key] = {
+        "generated_by": f"python benchmarks/fuzz.py --seed {seed} --target {key} --corpus {corpus_dir}",
+        "targets": key.split(","),
+        "tiny_model_weights": {t: model_weights(t) for t in key.split(",") if model_weights(t)},
     }
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return sum(meta["run"] == key for meta in manifest["files"].values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1080,8 +1443,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = info.get("worker", {})
     result = {
         "name": "fuzz",
-        "description": "Mutated, truncated, spliced and random bytes through the container parser and full image "
-                       "decoding (tiny seeded model). A crash is any exception outside aecodec.errors.AecError "
+        "description": "Mutated, truncated, spliced and random bytes through "
+                       + " and ".join(TARGET_DESCRIPTIONS[t] for t in targets) + ". "
+                       "A crash is any exception outside aecodec.errors.AecError "
                        "(a MemoryError from the 1 GiB address-space headroom included); a hang is a case over "
                        f"{HANG_SECONDS:g} s of CPU time or a worker killed after {args.hard_timeout:g} s "
                        "without progress.",
@@ -1090,8 +1454,9 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "cases_requested": args.cases, "seed": args.seed, "targets": targets, "hang_cpu_seconds": HANG_SECONDS,
             "memory_headroom_bytes": MEMORY_HEADROOM, "worker": worker,
-            "tiny_model": {"name": "tests.test_codec_image.tiny_model (N=16, M=24, torch.manual_seed(1234))",
-                           "weights": image_model().weights_sha256[:16]},
+            **{("tiny_model" if t == "image" else f"tiny_{t}_model"): {"name": TINY_MODEL_NAMES[t],
+                                                                      "weights": model_weights(t)}
+               for t in targets if t in MODEL_OF_TARGET},
             "seeds": [{"name": n, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()[:16]} for n, d in named],
             "mutators": {k: w for k, (_, w) in MUTATORS.items()},
         },
@@ -1117,6 +1482,7 @@ def main(argv: list[str] | None = None) -> int:
             "distinct_outcomes": len(info["interesting"]),
             "per_mutator": dict(sorted(total.mutators.items())),
             "outcomes": {t: dict(sorted(c.items(), key=lambda kv: -kv[1])) for t, c in total.outcomes.items()},
+            "crash_kinds": dict(Counter(c.get("kind", c["type"]) for c in total.crashes).most_common()),
             "crash_details": total.crashes,
             "hang_details": total.hangs,
         },
@@ -1124,9 +1490,10 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
     if args.corpus:
-        entries = select_corpus(info["interesting"])
-        write_corpus(Path(args.corpus), entries, targets, args.seed)
-        print(f"corpus: {len(entries)} files in {args.corpus}", file=sys.stderr)
+        key = run_key(targets)
+        entries = select_corpus(info["interesting"], prefix=CORPUS_PREFIX.get(key, key.replace(",", "+") + "-"))
+        written = write_corpus(Path(args.corpus), entries, targets, args.seed)
+        print(f"corpus: {written} files in {args.corpus}", file=sys.stderr)
     r = result["results"]
     print(f"{r['cases']} cases, {r['crashes']} crashes, {r['hangs']} hangs, max case {r['max_case_cpu_seconds']} s CPU "
           f"({r['max_case_wall_seconds']} s wall), peak RSS {r['peak_rss_mib']} MiB, {r['cases_per_second']} cases/s "
