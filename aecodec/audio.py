@@ -36,6 +36,7 @@ from aecodec.codec import (
     decode_latents,
     encode_latents,
     parallel_map,
+    parse_coding_fields,
     single_threaded_torch,
 )
 from aecodec.errors import FormatError, HeaderError, InputError, LimitError, ModelError
@@ -342,16 +343,7 @@ def parse_audio_header(header: dict) -> AudioInfo:
     subtype = a.get("subtype", "PCM_16")
     if not isinstance(subtype, str) or len(subtype) > 16:
         raise HeaderError("bad subtype")
-    if coder.get("name") != entropy.CODER_NAME:
-        raise HeaderError(f"unknown entropy coder {coder.get('name')!r}")
-    _int_field(coder, "precision", 1, 16)
-    try:
-        quality = float(str(header.get("quality")))
-    except ValueError:
-        raise HeaderError(f"bad quality {header.get('quality')!r}") from None
-    if not math.isfinite(quality):
-        raise HeaderError("quality is not finite")
-    variant = registry.BY_ID.get(_int_field(model, "id", 0, 65535))
+    quality, variant = parse_coding_fields(header)
     return AudioInfo(header, rate, model_rate, channels, frames, segment, overlap, subtype, quality, variant)
 
 

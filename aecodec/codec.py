@@ -243,6 +243,22 @@ def _int_field(obj: dict, key: str, lo: int, hi: int) -> int:
     return value
 
 
+def parse_coding_fields(header: dict) -> tuple[float, registry.ModelVariant | None]:
+    """The fields every modality shares: coder name and precision, quality, model id.
+    Returns (quality, the registry's variant for the id or None)."""
+    coder, model = header["coder"], header["model"]
+    if coder.get("name") != entropy.CODER_NAME:
+        raise HeaderError(f"unknown entropy coder {coder.get('name')!r}")
+    _int_field(coder, "precision", 1, 16)
+    try:
+        quality = float(str(header.get("quality")))
+    except ValueError:
+        raise HeaderError(f"bad quality {header.get('quality')!r}") from None
+    if not np.isfinite(quality):
+        raise HeaderError("quality is not finite")
+    return quality, registry.BY_ID.get(_int_field(model, "id", 0, 65535))
+
+
 def parse_image_header(header: dict) -> ImageInfo:
     """Validate every field that sizes work or memory before anything is decoded."""
     if header.get("modality") != "image":
@@ -267,17 +283,7 @@ def parse_image_header(header: dict) -> ImageInfo:
         raise HeaderError(f"unknown bit depth {bit_depth!r}")
     if img.get("coded_channels") != 3:
         raise HeaderError("coded_channels must be 3")
-    if coder.get("name") != entropy.CODER_NAME:
-        raise HeaderError(f"unknown entropy coder {coder.get('name')!r}")
-    _int_field(coder, "precision", 1, 16)
-    try:
-        quality = float(str(header.get("quality")))
-    except ValueError:
-        raise HeaderError(f"bad quality {header.get('quality')!r}") from None
-    if not np.isfinite(quality):
-        raise HeaderError("quality is not finite")
-    model_id = _int_field(model, "id", 0, 65535)
-    variant = registry.BY_ID.get(model_id)
+    quality, variant = parse_coding_fields(header)
     return ImageInfo(header, width, height, mode, bit_depth, tile, quality, variant)
 
 

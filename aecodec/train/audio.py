@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from aecodec.dsp import mel_filterbank
+from aecodec.io.audio import AUDIO_SUFFIXES
 from aecodec.models.audio import AUDIO_FAMILIES, build_family
 from aecodec.train.common import (
     JsonLog,
@@ -37,7 +38,6 @@ from aecodec.train.common import (
     wrap_ddp,
 )
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 
 
 @dataclass
