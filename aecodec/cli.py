@@ -388,17 +388,23 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+def _codec_list(text: str | None, default: tuple[str, ...]) -> list[str]:
+    """--codecs as a list; when not given, every codec of that benchmark."""
+    return list(default) if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
 def cmd_bench(args) -> int:
     if args.what == "coder":
         from aecodec.bench import coder as coder_bench
 
         return coder_bench.main(["--n", str(args.n)] + (["--out", str(args.out)] if args.out else []))
     if args.what == "image":
+        from aecodec.bench.codecs import CODEC_NAMES
         from aecodec.bench.image import run_image_bench
 
         if not args.data or not Path(args.data).is_dir():
             raise UsageError("bench image needs --data DIR (a folder of PNG images)")
-        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+        codecs = _codec_list(args.codecs, CODEC_NAMES)
         out = Path(args.out or f"benchmarks/results/image/{Path(args.data).name}")
         run_image_bench(Path(args.data), codecs, out, limit=args.limit)
         return EXIT_OK
@@ -407,9 +413,9 @@ def cmd_bench(args) -> int:
 
         if not args.data or not Path(args.data).is_dir():
             raise UsageError("bench audio needs --data DIR (a folder of audio files, sub-folders are subsets)")
-        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
-        if args.codecs == "aec,jpeg,webp,avif":
-            codecs = ["aec", "opus"]
+        from aecodec.bench.audio_codecs import AUDIO_CODEC_NAMES
+
+        codecs = _codec_list(args.codecs, AUDIO_CODEC_NAMES)
         points = [float(p) for p in args.points.split(",")] if args.points else None
         out = Path(args.out or f"benchmarks/results/audio/{Path(args.data).name}")
         run_audio_bench(Path(args.data), codecs, out, kind=args.kind, limit=args.limit, points=points)
@@ -493,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks: rate-distortion and coder speed")
     bench.add_argument("what", choices=["image", "audio", "coder"])
     bench.add_argument("--data", help="folder of images (bench image) or audio files (bench audio)")
-    bench.add_argument("--codecs", default="aec,jpeg,webp,avif", help="default aec,jpeg,webp,avif; audio: aec,opus")
+    bench.add_argument("--codecs", default=None, help="comma-separated; default image: aec,jpeg,webp,avif; audio: aec,opus")
     bench.add_argument("--kind", choices=["speech", "music"], default=None, help="audio: model family (default: guessed)")
     bench.add_argument("--points", default=None, help="audio: comma-separated kbps targets for every codec")
     bench.add_argument("--out", help="output folder (image) or JSON file (coder)")

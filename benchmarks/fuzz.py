@@ -446,6 +446,42 @@ def _small_pngs(rng: random.Random, width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+CHUNK_LIST_OPS = ("truncate", "extend", "random", "foreign", "drop", "dup", "swap", "retag", "insert")
+# per modality: sizes of random payloads, tags to retag to, tags and sizes of inserted chunks
+IMAGE_CHUNK_SHAPES = {"random_sizes": [0, 1, 12, 13, 50, 500],
+                      "retags": ["TILE", "ALPH", "ICCP", "EXIF", "INDX", "ZZZZ", "tile"],
+                      "insert_tags": ["TILE", "ALPH", "ICCP", "EXIF", "INDX", "XTRA"], "insert_sizes": [0, 5, 12, 40]}
+AUDIO_CHUNK_SHAPES = {"random_sizes": [0, 1, 4, 8, 16, 20, 50, 500],
+                      "retags": ["SEGM", "TAGS", "TILE", "INDX", "ZZZZ", "segm"],
+                      "insert_tags": ["SEGM", "TAGS", "INDX", "XTRA"], "insert_sizes": [0, 4, 8, 24, 40]}
+
+
+def _chunk_list_op(op, rng, pool, chunks, i, shapes) -> None:
+    """The chunk-list mutations image and audio files share (in place on ``chunks``)."""
+    if op == "truncate":
+        chunks[i] = (chunks[i][0], chunks[i][1][: rng.randrange(len(chunks[i][1]) + 1)])
+    elif op == "extend":
+        chunks[i] = (chunks[i][0], chunks[i][1] + rng.randbytes(rng.choice([1, 4, 100])))
+    elif op == "random":
+        chunks[i] = (chunks[i][0], bytearray(rng.randbytes(rng.choice(shapes["random_sizes"]))))
+    elif op == "foreign":  # the same kind of chunk from another file (another geometry, segment, channel count)
+        others = [(t, p) for s in pool if s.chunks for t, p in s.chunks if t == chunks[i][0]]
+        if others:
+            chunks[i] = (chunks[i][0], bytearray(rng.choice(others)[1]))
+    elif op == "drop":
+        del chunks[i]
+    elif op == "dup":
+        chunks.insert(rng.randrange(len(chunks) + 1), chunks[i])
+    elif op == "swap":
+        j = rng.randrange(len(chunks))
+        chunks[i], chunks[j] = chunks[j], chunks[i]
+    elif op == "retag":
+        chunks[i] = (rng.choice(shapes["retags"]), chunks[i][1])
+    else:  # insert
+        tag = rng.choice(shapes["insert_tags"])
+        chunks.insert(rng.randrange(len(chunks) + 1), (tag, bytearray(rng.randbytes(rng.choice(shapes["insert_sizes"])))))
+
+
 def m_chunk(rng, seed, pool):
     """Edit the chunk list (payload bytes, order, tags, TILE head fields), then re-pack: valid CRCs."""
     seed = _valid(pool, seed)
@@ -480,28 +516,8 @@ def m_chunk(rng, seed, pool):
             else:
                 crc = rng.getrandbits(32)
             payload[:12] = struct.pack("<III", z & 0xFFFFFFFF, y & 0xFFFFFFFF, crc)
-    elif op == "truncate":
-        chunks[i] = (chunks[i][0], chunks[i][1][: rng.randrange(len(chunks[i][1]) + 1)])
-    elif op == "extend":
-        chunks[i] = (chunks[i][0], chunks[i][1] + rng.randbytes(rng.choice([1, 4, 100])))
-    elif op == "random":
-        chunks[i] = (chunks[i][0], bytearray(rng.randbytes(rng.choice([0, 1, 12, 13, 50, 500]))))
-    elif op == "foreign":
-        others = [(t, p) for s in pool if s.chunks for t, p in s.chunks if t == chunks[i][0]]
-        if others:
-            chunks[i] = (chunks[i][0], bytearray(rng.choice(others)[1]))
-    elif op == "drop":
-        del chunks[i]
-    elif op == "dup":
-        chunks.insert(rng.randrange(len(chunks) + 1), chunks[i])
-    elif op == "swap":
-        j = rng.randrange(len(chunks))
-        chunks[i], chunks[j] = chunks[j], chunks[i]
-    elif op == "retag":
-        chunks[i] = (rng.choice(["TILE", "ALPH", "ICCP", "EXIF", "INDX", "ZZZZ", "tile"]), chunks[i][1])
-    elif op == "insert":
-        tag = rng.choice(["TILE", "ALPH", "ICCP", "EXIF", "INDX", "XTRA"])
-        chunks.insert(rng.randrange(len(chunks) + 1), (tag, bytearray(rng.randbytes(rng.choice([0, 5, 12, 40])))))
+    elif op in CHUNK_LIST_OPS:
+        _chunk_list_op(op, rng, pool, chunks, i, IMAGE_CHUNK_SHAPES)
     elif op == "alpha":
         img = (seed.header or {}).get("image") or {}
         payload = _small_pngs(rng, int(img.get("width", 8)), int(img.get("height", 8)))
@@ -583,28 +599,8 @@ def _chunk_audio(rng, seed, pool, chunks):
             (old,) = struct.unpack_from("<I", payload, at)
             new = rng.choice([old + 1, old - 1, old + 4, old - 4, rng.getrandbits(32)] + INTERESTING_INTS)
             struct.pack_into("<I", payload, at, new & 0xFFFFFFFF)
-    elif op == "truncate":
-        chunks[i] = (chunks[i][0], chunks[i][1][: rng.randrange(len(chunks[i][1]) + 1)])
-    elif op == "extend":
-        chunks[i] = (chunks[i][0], chunks[i][1] + rng.randbytes(rng.choice([1, 4, 100])))
-    elif op == "random":
-        chunks[i] = (chunks[i][0], bytearray(rng.randbytes(rng.choice([0, 1, 4, 8, 16, 20, 50, 500]))))
-    elif op == "foreign":  # the same kind of chunk from another file (another geometry, segment, channel count)
-        others = [(t, p) for s in pool if s.chunks for t, p in s.chunks if t == chunks[i][0]]
-        if others:
-            chunks[i] = (chunks[i][0], bytearray(rng.choice(others)[1]))
-    elif op == "drop":
-        del chunks[i]
-    elif op == "dup":
-        chunks.insert(rng.randrange(len(chunks) + 1), chunks[i])
-    elif op == "swap":
-        j = rng.randrange(len(chunks))
-        chunks[i], chunks[j] = chunks[j], chunks[i]
-    elif op == "retag":
-        chunks[i] = (rng.choice(["SEGM", "TAGS", "TILE", "INDX", "ZZZZ", "segm"]), chunks[i][1])
-    elif op == "insert":
-        tag = rng.choice(["SEGM", "TAGS", "INDX", "XTRA"])
-        chunks.insert(rng.randrange(len(chunks) + 1), (tag, bytearray(rng.randbytes(rng.choice([0, 4, 8, 24, 40])))))
+    elif op in CHUNK_LIST_OPS:
+        _chunk_list_op(op, rng, pool, chunks, i, AUDIO_CHUNK_SHAPES)
     else:  # tags: replace the TAGS chunk, or add one (before, between or after the segments)
         payload = bytearray(_tags_payload(rng))
         where = [k for k, (t, _) in enumerate(chunks) if t == "TAGS"]

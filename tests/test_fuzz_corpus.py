@@ -32,17 +32,6 @@ def regenerate(key: str) -> str:
     return f"the tiny test model changed; regenerate the {key} corpus files: {RUNS[key]['generated_by']}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread is faster, and avoids OpenMP spinning on a busy machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("key", sorted(RUNS))
 def test_corpus_was_recorded_with_these_tiny_models(key):
     assert all(MODEL_MATCHES[key, t] for t in RUNS[key]["targets"]), regenerate(key)

@@ -22,17 +22,6 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The 65535×1 case codes a 65536×64 padded strip: one thread avoids OpenMP spinning on a busy machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def pattern(w, h, seed=0, channels=3):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]

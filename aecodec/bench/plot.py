@@ -43,11 +43,7 @@ def plot_rd(curves: list[dict], references: list[dict], out_path: Path, title: s
         ax.set_xlabel("bits per pixel (file size)")
         ax.grid(True, alpha=0.4)
         ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=120)
-    return out_path
+    return _save(fig, title, out_path)
 
 
 def plot_rd_panels(curves: list[dict], panels: list[tuple[str, str]], out_path: Path, title: str,
@@ -82,13 +78,17 @@ def plot_rd_panels(curves: list[dict], panels: list[tuple[str, str]], out_path: 
         ax.grid(True, alpha=0.4, which="both")
         if ax.get_lines():
             ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    fig.savefig(out_path, dpi=120)
-    return out_path
+    return _save(fig, title, out_path)
 
 
 def _in_range(limits, value) -> bool:
     lo, hi = sorted(limits)
     return lo <= value <= hi
+
+
+def _save(fig, title: str, out_path) -> Path:
+    fig.suptitle(title)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=120)
+    return out_path
