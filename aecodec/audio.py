@@ -53,7 +53,6 @@ MAX_ARRAY_BYTES = 512 << 20
 # small forged file must not demand gigabytes. Encoders write 10 s (160,000 or 480,000 samples).
 MAX_SEGMENT = 1 << 19  # decompress() to an array refuses more decoded audio than this
 FAMILY_MODELS = {"speech": "audio-speech-v1", "music": "audio-music-v1"}
-DEFAULT_QUALITY = 2.0
 
 __all__ = ["compress", "decompress", "read", "write", "encode", "decode", "read_info", "AudioInfo",
            "choose_model", "quality_for_kbps"]
@@ -224,7 +223,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
     net = loaded.net
     lo, hi = loaded.variant.qualities
     if quality is None:
-        quality = quality_for_kbps(net, kbps, source.channels) if kbps is not None else DEFAULT_QUALITY
+        quality = quality_for_kbps(net, kbps, source.channels) if kbps is not None else loaded.variant.default_quality
     if not isinstance(quality, (int, float)) or not lo <= float(quality) <= hi:
         raise InputError(f"audio quality must be between {lo:g} and {hi:g}, got {quality!r}")
     geo = geometry_for(net, source.frames, source.sample_rate)

@@ -18,9 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from aecodec import registry
 from aecodec.errors import AecError, InputError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+IMAGE_QUALITY_MAX = int(registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].qualities[1])
+IMAGE_DEFAULT_QUALITY = registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].default_quality
 IMAGE_INPUTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".avif"}
 DECODE_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -194,8 +197,8 @@ def cmd_encode(args) -> int:
         raise UsageError("--target-bpp must be a positive number")
     if args.bitrate is not None and not (0 < args.bitrate <= 1000 and math.isfinite(args.bitrate)):
         raise UsageError("-b must be a bitrate in kbps, in (0, 1000]")
-    if args.quality is not None and not (1 <= args.quality <= 8):
-        raise UsageError(f"-q must be between 1 and 8 (audio: 1 and 3), got {args.quality:g}")
+    if args.quality is not None and not (1 <= args.quality <= IMAGE_QUALITY_MAX):
+        raise UsageError(f"-q must be between 1 and {IMAGE_QUALITY_MAX} (audio: 1 and 3), got {args.quality:g}")
     jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS | AUDIO_SUFFIXES)
 
     def work(job: Job) -> dict:
@@ -432,14 +435,16 @@ def cmd_train(args) -> int:
             raise UsageError("train image takes one --data folder")
         cfg = ImageTrainConfig(data=Path(args.data[0]), out=Path(args.out), steps=args.steps,
                                batch_size=args.batch_size or 8, crop=args.crop, lr=args.lr or 2e-4,
-                               device=args.device, N=args.N, M=args.M, init=init, threads=args.threads)
+                               device=args.device, N=args.N, M=args.M, init=init, threads=args.threads,
+                               precision=args.precision)
         ckpt = train_image(cfg)
     elif args.what == "audio":
         from aecodec.train.audio import AudioTrainConfig, train_audio
 
         cfg = AudioTrainConfig(data=[Path(d) for d in args.data], out=Path(args.out), family=args.family,
                                steps=args.steps, batch_size=args.batch_size or 16, seconds=args.seconds,
-                               lr=args.lr or 3e-4, device=args.device, init=init, threads=args.threads)
+                               lr=args.lr or 3e-4, device=args.device, init=init, threads=args.threads,
+                               precision=args.precision)
         ckpt = train_audio(cfg)
     else:
         raise UsageError(f"unknown training target {args.what!r}")
@@ -475,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="compress images or audio to .aec")
     common(enc, "image or audio")
     enc.add_argument("-q", "--quality", type=float, default=None,
-                     help="quality, fractions allowed: images 1 (smallest) .. 8, default 4; audio 1 .. 3, default 2")
+                     help=f"quality, fractions allowed: images 1 (smallest) .. {IMAGE_QUALITY_MAX}, default {IMAGE_DEFAULT_QUALITY:g}; "
+                          "audio 1 .. 3, default 2")
     enc.add_argument("-b", "--bitrate", type=float, default=None, metavar="KBPS",
                      help="audio: target bitrate in kbps (speech model ≈ 3/6/12, music ≈ 12/24/48 per channel)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
@@ -517,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=None, help="default 2e-4 (image), 3e-4 (audio)")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    train.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                       help="bf16: the conv transforms run under autocast (about 2x faster on CPUs with AVX512-BF16); "
+                            "entropy models stay fp32")
     train.add_argument("--init", metavar="WEIGHTS", help="start a new run from exported .safetensors weights")
     train.add_argument("--export", metavar="FILE", help="write the trained weights as safetensors when done")
     train.add_argument("--crop", type=int, default=128, help="image: crop size")

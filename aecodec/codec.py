@@ -33,7 +33,7 @@ DEFAULT_TILE = 1024
 MAX_TILE = 1024
 IMAGE_ALIGN = 64
 TILE_HEAD = struct.Struct("<III")  # z bytes, y bytes, crc32 of the decoded symbols
-DEFAULT_QUALITY = 4.0
+DEFAULT_QUALITY = registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].default_quality
 
 __all__ = ["compress_image", "decompress_image", "read_info", "ImageInfo", "DEFAULT_TILE", "DEFAULT_QUALITY"]
 
@@ -182,7 +182,7 @@ def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, 
 
 
 def compress_image(image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE) -> bytes:
-    """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 8, fractional allowed."""
+    """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 10, fractional allowed."""
     buf = io.BytesIO()
     write_image(buf, image, quality, model=model, tile=tile)
     return buf.getvalue()

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", type=Path, default=SAMPLE)
     ap.add_argument("--out", type=Path, default=Path("demo-out"))
-    ap.add_argument("--qualities", default="2,4,6,8")
+    ap.add_argument("--qualities", default="2,4,6,8,10")
     ap.add_argument("--speech", type=Path, default=SPEECH_SAMPLE)
     ap.add_argument("--kbps", default="3,6,12", help="speech bitrates")
     args = ap.parse_args(argv)

@@ -51,6 +51,7 @@ class ModelVariant:
     weights: str  # file name inside aecodec/weights/
     sha256: str
     qualities: tuple[float, float]  # lowest and highest quality accepted
+    default_quality: float = 0.0  # used when the user names no quality or rate
     description: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -60,16 +61,18 @@ class ModelVariant:
 
 
 VARIANTS: tuple[ModelVariant, ...] = (
+    # id 1 (image-hyperprior-gain-v1, 8 levels) is retired: ids are never reused.
     ModelVariant(
-        name="image-hyperprior-gain-v1",
-        id=1,
+        name="image-hyperprior-gain-v2",
+        id=4,
         modality="image",
         build=_image_hyperprior,
         kwargs={"N": 96, "M": 160},
-        weights="image-hyperprior-gain-v1.safetensors",
-        sha256="c8f884887144a68f0c0f81a05f38a4c1a272cca8708e3326afe5d37425900821",
-        qualities=(1.0, 8.0),
-        description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 8 levels, MSE-trained",
+        weights="image-hyperprior-gain-v2.safetensors",
+        sha256="db9ed830dd1d07842e3966242ffb4769b9416001fdb2d041d7dff560c2631da6",
+        qualities=(1.0, 10.0),
+        default_quality=6.0,  # λ = 0.013, about 0.5 bpp on Kodak
+        description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 10 levels, MSE-trained",
     ),
     ModelVariant(
         name="audio-speech-v1",
@@ -80,6 +83,7 @@ VARIANTS: tuple[ModelVariant, ...] = (
         weights="audio-speech-v1.safetensors",
         sha256="2251c7b85e59ca636ef39fde1b4c08fc5808617925b365c850b1ac2b5e522ed4",
         qualities=(1.0, 3.0),
+        default_quality=2.0,
         description="16 kHz mono waveform autoencoder + gained hyperprior, levels ≈ 3 / 6 / 12 kbps",
     ),
     ModelVariant(
@@ -91,13 +95,14 @@ VARIANTS: tuple[ModelVariant, ...] = (
         weights="audio-music-v1.safetensors",
         sha256="75a5b44daf7c904041c103957d518b24b520a3685bb68875a64c2868359c4b78",
         qualities=(1.0, 3.0),
+        default_quality=2.0,
         description="48 kHz waveform autoencoder + gained hyperprior (stereo as mid/side), levels ≈ 12 / 24 / 48 kbps per channel",
     ),
 )
 
 BY_NAME = {v.name: v for v in VARIANTS}
 BY_ID = {v.id: v for v in VARIANTS}
-DEFAULT_IMAGE_MODEL = "image-hyperprior-gain-v1"
+DEFAULT_IMAGE_MODEL = "image-hyperprior-gain-v2"
 
 assert len(BY_NAME) == len(VARIANTS) and len(BY_ID) == len(VARIANTS), "registry names and ids must be unique"
 
@@ -175,6 +180,6 @@ def from_network(net, name: str = "test-random", model_id: int = 65535) -> Loade
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     modality = "audio" if getattr(net, "spatial_dims", 2) == 1 else "image"
     v = ModelVariant(name=name, id=model_id, modality=modality, build=type(net), kwargs={}, weights="",
-                     sha256=h.hexdigest(), qualities=(1.0, float(getattr(net, "levels", 8))))
+                     sha256=h.hexdigest(), qualities=(1.0, float(net.levels)))
     net.prepare_inference()
     return LoadedModel(v, net, v.sha256)

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     ap.add_argument("--size", default="6000x4000")
-    ap.add_argument("--quality", default="4")
+    ap.add_argument("--quality", default="6")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     w, h = map(int, args.size.lower().split("x"))

@@ -59,6 +59,35 @@ def test_train_resume_export(image_folder, tmp_path):
     assert codec.decompress_image(codec.compress_image(image, 5, model=model), model=model).size == image.size
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_precision(image_folder, tmp_path, precision):
+    """bf16 runs the conv transforms under autocast (their activations are bf16) while the
+    likelihoods stay fp32; a bf16 run trains and logs finite losses."""
+    from aecodec.train.common import set_training_precision
+
+    net = GainedMeanScaleHyperprior(N=16, M=24)
+    set_training_precision(net, precision)
+    seen = []
+    net.g_s[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    out = net.train()(torch.rand(2, 3, 64, 64), torch.tensor([0, 9]))
+    assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32]
+    assert out["x_hat"].dtype == torch.float32
+    assert all(lk.dtype == torch.float32 for lk in out["likelihoods"].values())
+    net.eval()(torch.rand(1, 3, 64, 64), torch.tensor([3]))
+    assert seen[-1] == torch.float32  # evaluation is always full precision
+
+    run = tmp_path / "run"
+    train_image(ImageTrainConfig(data=image_folder, out=run, steps=2, batch_size=2, crop=64, N=16, M=24,
+                                 log_every=1, precision=precision))
+    losses = [json.loads(line)["loss"] for line in (run / "train.log").read_text().splitlines() if "loss" in line]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_unknown_precision_is_refused(image_folder, tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        train_image(ImageTrainConfig(data=image_folder, out=tmp_path / "run", steps=1, precision="fp8"))
+
+
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         train_image(ImageTrainConfig(data=tmp_path, out=tmp_path / "run", steps=1))

@@ -80,17 +80,24 @@ def avif_codec() -> PillowCodec:
 
 
 class AecCodec:
-    """aecodec's own API; imported lazily so the other codecs work without it. Qualities 1..8."""
+    """aecodec's own API; imported lazily so the other codecs work without it. Every integer quality level."""
 
     name = "aec"
 
     def __init__(self, model=None):
         self.model = model  # None: the registry's default image model
-        self.qualities = [1, 2, 3, 4, 5, 6, 7, 8]
+        from aecodec import registry
+
+        if model is None or isinstance(model, (str, int)):
+            variant = registry.variant(registry.DEFAULT_IMAGE_MODEL if model is None else model)
+        else:
+            variant = model.variant
+        lo, hi = variant.qualities
+        self.qualities = list(range(int(lo), int(hi) + 1))
 
     @property
     def description(self) -> str:
-        return f"aecodec ({self._model_name()}), quality levels 1-8"
+        return f"aecodec ({self._model_name()}), quality levels {self.qualities[0]}-{self.qualities[-1]}"
 
     @property
     def settings(self) -> dict:

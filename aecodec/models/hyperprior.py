@@ -77,6 +77,7 @@ class GainedHyperprior(nn.Module):
     def __init__(self, N: int, M: int, levels: int, precision: int = 16, inference: bool = False):
         super().__init__()
         self.N, self.M, self.levels, self.inference = N, M, levels, inference
+        self.training_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: mixed-precision training
         # Gains start log-spaced so that higher levels begin with a finer grid.
         init = torch.logspace(-1.0, 1.0, levels, base=2.0)[:, None].repeat(1, M)
         self.gain = nn.Parameter(init.clone())
@@ -118,18 +119,29 @@ class GainedHyperprior(nn.Module):
         training (latents near zero all round to zero), so runs switch late.
         """
         gain, inv_gain = self.gains(quality)
-        y = self.g_a(x) * gain
-        z = self.h_a(y)
+        y = self._transform(self.g_a, x) * gain
+        z = self._transform(self.h_a, y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        means, scales = self.h_s(z_hat).chunk(2, 1)
+        means, scales = self._transform(self.h_s, z_hat).chunk(2, 1)
         y_noisy, y_likelihoods = self.gaussian_conditional(y, scales, means)
         if straight_through:
             residual = y - means
             y_hat = torch.round(residual).detach() + residual - residual.detach() + means
         else:
             y_hat = y_noisy
-        x_hat = self.g_s(y_hat * inv_gain)
+        x_hat = self._transform(self.g_s, y_hat * inv_gain)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def _transform(self, module: nn.Module, x: Tensor) -> Tensor:
+        """Run one of g_a/h_a/h_s/g_s, in ``training_dtype`` under autocast when training asks for it.
+
+        Only the convolutional transforms run in reduced precision (bf16 halves a
+        CPU training step); their outputs come back as float32, so the entropy
+        models' likelihoods (differences of CDFs) stay in full precision."""
+        if self.training_dtype is None or not self.training:
+            return module(x)
+        with torch.autocast(x.device.type, dtype=self.training_dtype):
+            return module(x).float()
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()

@@ -19,8 +19,10 @@ from torch import Tensor, nn
 
 from aecodec.models.hyperprior import GainedHyperprior, scale_table  # noqa: F401 - scale_table re-exported
 
-# CompressAI's MSE lambdas (loss = λ·255²·MSE + bpp) for its 8 quality levels.
-IMAGE_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+# Rate–distortion trade-off per quality level (loss = λ·255²·MSE + bpp): CompressAI's
+# eight MSE lambdas, preceded by two lower ones (each half the next) so that the
+# levels reach down to ~0.1 bpp on Kodak.
+IMAGE_LAMBDAS = (0.00045, 0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 # Each side of an image is padded to a multiple of this (four stride-2 layers
 # in g_a and two more in h_a).

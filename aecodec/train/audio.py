@@ -33,6 +33,7 @@ from aecodec.train.common import (
     learning_rate,
     load_checkpoint,
     save_checkpoint,
+    set_training_precision,
     setup_distributed,
     teardown_distributed,
     wrap_ddp,
@@ -54,6 +55,7 @@ class AudioTrainConfig:
     log_every: int = 50
     checkpoint_every: int = 250
     threads: int = 0
+    precision: str = "fp32"  # or "bf16": transforms under autocast (see GainedHyperprior._transform)
     init: Path | None = None
     straight_through_from: float = 0.5
     waveform_weight: float = 5.0
@@ -165,6 +167,7 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
     torch.manual_seed(cfg.seed + env.rank)
     cfg.out.mkdir(parents=True, exist_ok=True)
     model = build_family(cfg.family).to(env.device)
+    set_training_precision(model, cfg.precision)
     sr = model.sample_rate
     length = max(model.align, int(round(cfg.seconds * sr / model.align)) * model.align)
     data = ExcerptDataset(load_signals(cfg.data, sr), length, cfg.seed + 1000 * env.rank)
@@ -195,7 +198,7 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
     net = wrap_ddp(model, env)
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
     log.write(event="start", family=cfg.family, step=step, steps=cfg.steps, batch_size=cfg.batch_size,
-              samples=length, lr=cfg.lr, fft_sizes=list(fft_sizes), world_size=env.world_size, device=str(env.device))
+              samples=length, lr=cfg.lr, precision=cfg.precision, fft_sizes=list(fft_sizes), world_size=env.world_size, device=str(env.device))
     t_last, window = time.time(), []
     model.train()
     while step < cfg.steps:

@@ -103,3 +103,14 @@ class JsonLog:
 def learning_rate(step: int, total: int, base: float) -> float:
     """Constant, then a 10× drop for the last 10 % of the run (CompressAI's habit of a late decay)."""
     return base if step < int(total * 0.9) else base * 0.1
+
+
+TRAINING_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def set_training_precision(model: torch.nn.Module, precision: str) -> None:
+    """Mixed precision for the model's conv transforms ("fp32": none, "bf16": autocast)."""
+    if precision not in TRAINING_DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(TRAINING_DTYPES)}, not {precision!r}")
+    model.training_dtype = TRAINING_DTYPES[precision]
+
