@@ -41,6 +41,7 @@ def test_train_resume_export_and_code(audio_folder, tmp_path):
     assert state["step"] == 3 and len(state["extra"]["log_beta"]) == 3 and state["extra"]["family"] == "speech"
     last = json.loads((run / "train.log").read_text().splitlines()[-1])
     assert len(last["kbps"]) == 3 and all(k is None or k > 0 for k in last["kbps"])
+    assert len(last["distortion_per_level"]) == 3 and all(d is None or d > 0 for d in last["distortion_per_level"])
 
     out = export_checkpoint(ckpt, tmp_path / "speech.safetensors")
     weights = load_file(str(out))
@@ -60,6 +61,8 @@ def test_spectral_distortion_is_zero_for_identical_and_grows_with_noise():
     small = x + 0.001 * torch.randn(x.shape, generator=rng)
     big = x + 0.05 * torch.randn(x.shape, generator=rng)
     assert loss(x, x).item() < 1e-4 < loss(small, x).item() < loss(big, x).item()
+    per_excerpt = loss(torch.cat([x, small, big]), torch.cat([x, x, x]))  # one value per excerpt
+    assert per_excerpt.shape == (3,) and per_excerpt[0] < per_excerpt[1] < per_excerpt[2]
 
 
 def test_ddp_two_cpu_processes(audio_folder, tmp_path):

@@ -128,16 +128,18 @@ class SpectralDistortion(nn.Module):
         return spec.abs().clamp_min(1e-7)
 
     def forward(self, x_hat: Tensor, x: Tensor) -> Tensor:
-        total = x.new_zeros(())
+        """[B, 1, T] pairs -> per-excerpt distortion [B] (the loss takes its mean)."""
+        total = x.new_zeros(x.shape[0])
         for n in self.fft_sizes:
             a, b = self._mag(x_hat, n), self._mag(x, n)
             sc = torch.linalg.norm(a - b, dim=(1, 2)) / torch.linalg.norm(b, dim=(1, 2)).clamp_min(1e-5)
-            total = total + sc.mean() + (a.log() - b.log()).abs().mean()
+            total = total + sc + (a.log() - b.log()).abs().mean(dim=(1, 2))
             if n == max(self.fft_sizes):
                 mel_a = torch.log(torch.einsum("mf,bft->bmt", self.mel, a.pow(2)) + 1e-5)
                 mel_b = torch.log(torch.einsum("mf,bft->bmt", self.mel, b.pow(2)) + 1e-5)
-                mel_term = (mel_a - mel_b).abs().mean()
-        return total / len(self.fft_sizes) + mel_term + self.waveform_weight * (x_hat - x).abs().mean()
+                mel_term = (mel_a - mel_b).abs().mean(dim=(1, 2))
+        waveform = (x_hat - x).abs().flatten(1).mean(1)
+        return total / len(self.fft_sizes) + mel_term + self.waveform_weight * waveform
 
 
 def default_fft_sizes(sample_rate: int) -> tuple[int, ...]:
@@ -210,7 +212,8 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
         out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
         kbps = kbps_per_sample(out, length, sr)
         relative = kbps / targets[q]
-        d = distortion(out["x_hat"], x)
+        d_per_sample = distortion(out["x_hat"], x)
+        d = d_per_sample.mean()
         loss = d + (log_beta[q].exp() * relative).mean()
         aux = model.aux_loss()
         optimizer.zero_grad(set_to_none=True)
@@ -232,17 +235,21 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
             ratio = stats[0][seen] / stats[1][seen]
             log_beta[seen] = (log_beta[seen] + cfg.rate_eta * (ratio - 1).clamp(-1, 1)).clamp(-8, 8)
         step += 1
-        per_level = [float("nan")] * model.levels
+        # per level: kbps, then distortion (a level whose distortion does not fall as its
+        # rate rises is a decoder that does not use the extra bits)
+        per_level = [float("nan")] * (2 * model.levels)
         for lvl in range(model.levels):
             sel = q == lvl
             if sel.any():
                 per_level[lvl] = kbps[sel].mean().item()
+                per_level[model.levels + lvl] = d_per_sample[sel].mean().item()
         window.append([loss.item(), d.item(), aux.item()] + per_level)
         if step % cfg.log_every == 0 or step == cfg.steps:
             w = np.array(window)
             log.write(step=step, loss=round(float(w[:, 0].mean()), 5), distortion=round(float(w[:, 1].mean()), 5),
                       aux=round(float(w[:, 2].mean()), 3),
                       kbps=[_mean_or_none(w[:, 3 + i]) for i in range(model.levels)],
+                      distortion_per_level=[_mean_or_none(w[:, 3 + model.levels + i]) for i in range(model.levels)],
                       beta=[round(float(b), 4) for b in log_beta.exp()], lr=lr,
                       s_per_step=round((time.time() - t_last) / len(window), 4))
             window, t_last = [], time.time()
