@@ -69,7 +69,7 @@ VARIANTS: tuple[ModelVariant, ...] = (
         build=_image_hyperprior,
         kwargs={"N": 96, "M": 160},
         weights="image-hyperprior-gain-v2.safetensors",
-        sha256="db9ed830dd1d07842e3966242ffb4769b9416001fdb2d041d7dff560c2631da6",
+        sha256="2491f0bc96a5451be3e59e056ac27af3580b1be13b9dc0af3815721999c7c68c",
         qualities=(1.0, 10.0),
         default_quality=6.0,  # λ = 0.013, about 0.5 bpp on Kodak
         description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 10 levels, MSE-trained",
@@ -81,7 +81,7 @@ VARIANTS: tuple[ModelVariant, ...] = (
         build=_audio_hyperprior,
         kwargs=_audio_kwargs("speech"),
         weights="audio-speech-v1.safetensors",
-        sha256="2251c7b85e59ca636ef39fde1b4c08fc5808617925b365c850b1ac2b5e522ed4",
+        sha256="6dc59776d215a8feaabe390cd424f52cfe67008ae6b346fa3f2210e2a9f69754",
         qualities=(1.0, 3.0),
         default_quality=2.0,
         description="16 kHz mono waveform autoencoder + gained hyperprior, levels ≈ 3 / 6 / 12 kbps",
