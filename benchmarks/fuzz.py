@@ -496,11 +496,7 @@ def m_chunk(rng, seed, pool):
     if not chunks and op not in ("insert",):
         op = "insert"
     if op in ("flip", "flip-head"):
-        payload = chunks[i][1]
-        if payload:
-            span = min(len(payload), 16) if op == "flip-head" else len(payload)
-            for p in _positions(rng, span, rng.choice([1, 1, 2, 4])):
-                payload[p] ^= 1 << rng.randrange(8)
+        _flip_payload(rng, chunks[i][1], head=16 if op == "flip-head" else None)
     elif op == "tile-head":
         payload = chunks[i][1]
         if len(payload) >= 12:
@@ -569,6 +565,14 @@ def _tags_payload(rng: random.Random) -> bytes:
     return b""
 
 
+def _flip_payload(rng, payload: bytearray, head: int | None) -> None:
+    """Flip 1–4 random bits of a chunk payload, within its first ``head`` bytes when given."""
+    if payload:
+        span = min(len(payload), head) if head is not None else len(payload)
+        for p in _positions(rng, span, rng.choice([1, 1, 2, 4])):
+            payload[p] ^= 1 << rng.randrange(8)
+
+
 def _chunk_audio(rng, seed, pool, chunks):
     """m_chunk for audio files: SEGM head fields (segment index, channel lengths, the latents'
     z/y lengths and symbols CRC), TAGS payloads, audio tags in retag/insert; valid CRCs."""
@@ -578,11 +582,7 @@ def _chunk_audio(rng, seed, pool, chunks):
     if not chunks and op not in ("insert", "tags"):
         op = "insert"
     if op in ("flip", "flip-head"):
-        payload = chunks[i][1]
-        if payload:
-            span = min(len(payload), 24) if op == "flip-head" else len(payload)
-            for p in _positions(rng, span, rng.choice([1, 1, 2, 4])):
-                payload[p] ^= 1 << rng.randrange(8)
+        _flip_payload(rng, chunks[i][1], head=24 if op == "flip-head" else None)
     elif op == "segm-head":
         segments = [k for k, (t, _) in enumerate(chunks) if t == "SEGM"] or [i]
         payload = chunks[rng.choice(segments)][1]
