@@ -268,6 +268,11 @@ def dec_unknown_model_id(d, aec):
     return forged, "x.png", ("error", 1, "model id 4242")
 
 
+def dec_retired_model_id(d, aec):
+    forged = forge(aec, lambda h: h["model"].update(id=4, name="image-hyperprior-gain-v2"))
+    return forged, "x.png", ("error", 1, "model is retired")
+
+
 def dec_wrong_weights_hash(d, aec):
     forged = forge(aec, lambda h: h["model"].update(weights="0123456789abcdef"))
     return forged, "x.png", ("error", 1, "0123456789abcdef")
@@ -321,7 +326,7 @@ def dec_good(d, aec):
 
 DECODE_CASES = {f.__name__[4:]: f for f in [
     dec_empty, dec_text, dec_png_renamed, dec_truncated, dec_bit_flip, dec_modality_audio, dec_modality_audio_to_wav,
-    dec_modality_test_vector, dec_unknown_model_id, dec_wrong_weights_hash, dec_huge_declared_size,
+    dec_modality_test_vector, dec_unknown_model_id, dec_retired_model_id, dec_wrong_weights_hash, dec_huge_declared_size,
     dec_huge_integer_in_header, dec_garbage_exif_to_tiff, dec_truncated_exif_to_tiff, dec_garbage_exif_to_png,
     dec_unknown_suffix, dec_jpeg_of_rgba, dec_too_wide_for_webp, dec_good,
 ]}
