@@ -298,10 +298,8 @@ def _model_for(info: ImageInfo, model) -> registry.LoadedModel:
         loaded = _resolve(model)
     else:
         if info.model is None:
-            retired = ("; that model is retired: decode with the aecodec release that wrote the file"
-                       if wanted.get("id") in registry.RETIRED else "")
             raise ModelError(f"file was written by model id {wanted.get('id')} ({wanted.get('name')!r}), "
-                             f"which this aecodec does not have{retired}")
+                             f"which this aecodec does not have{registry.retired_hint(wanted.get('id'))}")
         loaded = registry.load(info.model.name)
     if loaded.variant.id != wanted.get("id") or loaded.weights_sha256[:16] != wanted.get("weights"):
         raise ModelError(f"file needs model {wanted.get('name')!r} id {wanted.get('id')} weights "

@@ -115,12 +115,16 @@ def variant(name_or_id: str | int) -> ModelVariant:
         return table[name_or_id]
     except KeyError:
         known = ", ".join(f"{v.name} (id {v.id})" for v in VARIANTS)
-        retired = {name: i for i, name in RETIRED.items()}
-        if name_or_id in RETIRED or name_or_id in retired:
-            i = name_or_id if name_or_id in RETIRED else retired[name_or_id]
-            raise ModelError(f"model {RETIRED[i]} (id {i}) is retired and no longer shipped: "
-                             f"decode with the aecodec release that made the file; shipped: {known}") from None
-        raise ModelError(f"unknown model {name_or_id!r}; known: {known}") from None
+        raise ModelError(f"unknown model {name_or_id!r}{retired_hint(name_or_id)}; known: {known}") from None
+
+
+def retired_hint(name_or_id) -> str:
+    """'' for a model that was never shipped; for a retired one, what to do with its files."""
+    for i, name in RETIRED.items():
+        if name_or_id in (i, name):
+            return (f"; that model is retired ({name}, id {i}, no longer shipped): "
+                    "decode with the aecodec release that wrote the file")
+    return ""
 
 
 def weights_path(v: ModelVariant) -> Path:
