@@ -34,6 +34,7 @@ from aecodec.train.common import (
     load_checkpoint,
     save_checkpoint,
     set_training_precision,
+    compile_transforms,
     setup_distributed,
     teardown_distributed,
     wrap_ddp,
@@ -56,6 +57,7 @@ class AudioTrainConfig:
     checkpoint_every: int = 250
     threads: int = 0
     precision: str = "fp32"  # or "bf16": transforms under autocast (see GainedHyperprior._transform)
+    compile: bool = False  # torch.compile the transforms (see common.compile_transforms)
     init: Path | None = None
     straight_through_from: float = 0.5
     waveform_weight: float = 5.0
@@ -170,6 +172,8 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
     cfg.out.mkdir(parents=True, exist_ok=True)
     model = build_family(cfg.family).to(env.device)
     set_training_precision(model, cfg.precision)
+    if cfg.compile:
+        compile_transforms(model)
     sr = model.sample_rate
     length = max(model.align, int(round(cfg.seconds * sr / model.align)) * model.align)
     data = ExcerptDataset(load_signals(cfg.data, sr), length, cfg.seed + 1000 * env.rank)

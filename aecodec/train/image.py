@@ -26,6 +26,7 @@ from aecodec.train.common import (
     load_checkpoint,
     save_checkpoint,
     set_training_precision,
+    compile_transforms,
     setup_distributed,
     teardown_distributed,
     wrap_ddp,
@@ -50,6 +51,7 @@ class ImageTrainConfig:
     checkpoint_every: int = 500
     threads: int = 0
     precision: str = "fp32"  # or "bf16": transforms under autocast (see GainedHyperprior._transform)
+    compile: bool = False  # torch.compile the transforms (see common.compile_transforms)
     init: Path | None = None  # start from exported weights (safetensors) when no checkpoint exists
     straight_through_from: float = 0.75  # fraction of the run after which the synthesis sees rounded latents
 
@@ -107,6 +109,8 @@ def train_image(cfg: ImageTrainConfig) -> Path:
     data = CropDataset(cfg.data, cfg.crop, cfg.seed + 1000 * env.rank)
     model = GainedMeanScaleHyperprior(N=cfg.N, M=cfg.M).to(env.device)
     set_training_precision(model, cfg.precision)
+    if cfg.compile:
+        compile_transforms(model)
     quantiles = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     others = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     optimizer = torch.optim.Adam([{"params": others}, {"params": quantiles, "lr": 1e-3}], lr=cfg.lr)
@@ -123,7 +127,8 @@ def train_image(cfg: ImageTrainConfig) -> Path:
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
     lambdas_all = torch.tensor(IMAGE_LAMBDAS, device=env.device)
     log.write(event="start", step=step, steps=cfg.steps, batch_size=cfg.batch_size, crop=cfg.crop,
-              N=cfg.N, M=cfg.M, lr=cfg.lr, precision=cfg.precision, world_size=env.world_size, device=str(env.device))
+              N=cfg.N, M=cfg.M, lr=cfg.lr, precision=cfg.precision, compile=cfg.compile, world_size=env.world_size,
+              device=str(env.device))
     t_last, window = time.time(), []
     model.train()
     while step < cfg.steps:
