@@ -95,8 +95,8 @@ def test_compile_keeps_state_dict_keys():
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager(image_folder, tmp_path):
-    """A compiled run (Inductor; needs a C++ compiler) trains like an eager one and resumes
-    and exports the same way."""
+    """A compiled run (Inductor; needs a C++ compiler) trains like an eager one, with the same
+    checkpoint keys, and exports loadable weights."""
     states, losses = {}, {}
     for compiled in (False, True):
         run = tmp_path / f"run-{compiled}"

@@ -30,11 +30,11 @@ from aecodec.models.audio import AUDIO_FAMILIES, build_family
 from aecodec.train.common import (
     JsonLog,
     all_finite,
+    compile_transforms,
     learning_rate,
     load_checkpoint,
     save_checkpoint,
     set_training_precision,
-    compile_transforms,
     setup_distributed,
     teardown_distributed,
     wrap_ddp,
@@ -204,7 +204,8 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
     net = wrap_ddp(model, env)
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
     log.write(event="start", family=cfg.family, step=step, steps=cfg.steps, batch_size=cfg.batch_size,
-              samples=length, lr=cfg.lr, precision=cfg.precision, fft_sizes=list(fft_sizes), world_size=env.world_size, device=str(env.device))
+              samples=length, lr=cfg.lr, precision=cfg.precision, compile=cfg.compile, fft_sizes=list(fft_sizes),
+              world_size=env.world_size, device=str(env.device))
     t_last, window = time.time(), []
     model.train()
     while step < cfg.steps:

@@ -115,7 +115,6 @@ def set_training_precision(model: torch.nn.Module, precision: str) -> None:
     model.training_dtype = TRAINING_DTYPES[precision]
 
 
-
 def compile_transforms(model: torch.nn.Module) -> None:
     """Compile g_a, h_a, h_s and g_s in place with torch.compile (Inductor).
 

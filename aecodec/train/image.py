@@ -21,12 +21,12 @@ from PIL import Image
 from aecodec.models.image import IMAGE_LAMBDAS, GainedMeanScaleHyperprior
 from aecodec.train.common import (
     all_finite,
+    compile_transforms,
     JsonLog,
     learning_rate,
     load_checkpoint,
     save_checkpoint,
     set_training_precision,
-    compile_transforms,
     setup_distributed,
     teardown_distributed,
     wrap_ddp,
