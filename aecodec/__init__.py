@@ -5,7 +5,7 @@
     image = decompress_image(data)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):

@@ -116,6 +116,8 @@ def run_jobs(jobs: list[Job], work, workers: int, as_json: bool, quiet: bool) ->
         try:
             info = work(job)
             info.update(input=job.src, output=job.dst, ok=True, seconds=round(time.perf_counter() - t0, 4))
+        except BrokenPipeError:  # stdout is gone: not this file's failure, nothing more can be reported
+            raise
         except (AecError, OSError, FileExistsError) as exc:
             info = {"input": job.src, "output": job.dst, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         return info
@@ -360,6 +362,8 @@ def cmd_info(args) -> int:
         counts[c.tag] = counts.get(c.tag, 0) + 1
         sizes[c.tag] = sizes.get(c.tag, 0) + c.length
     doc = {"file": args.input, "bytes": len(data), "version": f"{reader.major}.{reader.minor}", "header": reader.header,
+           "header_bytes": reader.header_bytes,
+           "header_deflated": bool(reader.flags & container.FLAG_DEFLATE_HEADER),
            "chunks": {t: {"count": counts[t], "bytes": sizes[t]} for t in sorted(counts)}}
     img = reader.header.get("image")
     aud = reader.header.get("audio")
@@ -373,7 +377,9 @@ def cmd_info(args) -> int:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return EXIT_OK
     h = reader.header
-    print(f"{args.input}: aec {doc['version']}, {len(data)} bytes, modality {h.get('modality')}")
+    stored = "deflated" if doc["header_deflated"] else "JSON"
+    print(f"{args.input}: aec {doc['version']}, {len(data)} bytes, modality {h.get('modality')}, "
+          f"header {reader.header_bytes} bytes ({stored})")
     if isinstance(h.get("model"), dict):
         m = h["model"]
         print(f"  model   {m.get('name')} (id {m.get('id')}, weights {m.get('weights')}), quality {h.get('quality')}")
@@ -562,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"aecodec: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # whoever read stdout stopped (`| head`): quiet, like cat or grep
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_ERROR
     except (AecError, OSError) as exc:
         print(f"aecodec: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -51,12 +51,13 @@ def coder_vector(name, scales, precision, n, seed):
     (OUT / f"{name}.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
 
 
-def container_vector():
-    header = {"modality": "test", "note": "aec container conformance vector", "version": "1.0"}
+def container_vector(name, version, compress_header):
+    """The same chunks with a plain (1.0) or a deflated (1.1) header."""
+    header = {"modality": "test", "note": "aec container conformance vector", "version": version}
     chunks = [("AAAA", b"first chunk"), ("EMPT", b""), ("BIN0", bytes(range(256)))]
-    (OUT / "container-basic.aec").write_bytes(container.pack(header, chunks))
+    (OUT / f"container-{name}.aec").write_bytes(container.pack(header, chunks, compress_header))
     doc = {"header": header, "chunks": [{"tag": t, "payload_hex": p.hex()} for t, p in chunks]}
-    (OUT / "container-basic.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (OUT / f"container-{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def image_vector():
@@ -102,7 +103,8 @@ if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     coder_vector("coder-p16", [0.3, 1.0, 4.0, 12.0], 16, 400, 1)
     coder_vector("coder-p12", [0.5, 2.0, 6.0], 12, 300, 2)
-    container_vector()
+    container_vector("basic", "1.0", compress_header=False)
+    container_vector("deflate", "1.1", compress_header=True)
     if "--no-image" not in sys.argv:
         image_vector()
     if "--no-audio" not in sys.argv:

@@ -73,6 +73,18 @@ def test_stdin_stdout_subprocess(tmp_path):
     assert bad.returncode == 1 and b"Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", [["info", "--json"], ["decode", "-o", "-", "--quiet"]])
+def test_closed_stdout_is_quiet(tmp_path, command):
+    """`aecodec ... | head -c 1`: the reader is gone before we write; no traceback, no error text, exit 1."""
+    src = write_png(tmp_path / "a.png")
+    assert cli.main(["encode", str(src), "-o", str(tmp_path / "a.aec"), "--quiet"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "aecodec", command[0], str(tmp_path / "a.aec"), *command[1:]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has imported anything: its first write hits a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1 and err == b"", err
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_batch_mode_continues_after_a_failure(tmp_path, capsys, jobs):
     d = tmp_path / "in"

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -71,8 +72,9 @@ def test_property_round_trip(header, chunks):
 
 
 def test_header_is_canonical():
+    assert b'{"a":[1,2],"b":1}' in container.pack({"b": 1, "a": [1, 2]}, [], compress_header=False)
     data = container.pack({"b": 1, "a": [1, 2]}, [])
-    assert b'{"a":[1,2],"b":1}' in data
+    assert container.inflate_header(data[16:16 + container.ContainerReader(data).header_bytes]) == b'{"a":[1,2],"b":1}'
 
 
 def test_every_truncation_is_a_typed_error():
@@ -111,7 +113,8 @@ def _preamble(data: bytes, **fields) -> bytes:
         (lambda d: b"", TruncatedError),
         (lambda d: b"hello world, this is text\n", BadMagicError),
         (lambda d: _preamble(d, major=2), UnsupportedVersionError),
-        (lambda d: _preamble(d, flags=1), UnsupportedVersionError),
+        (lambda d: _preamble(d, flags=2), UnsupportedVersionError),
+        (lambda d: _preamble(d, flags=0x8001), UnsupportedVersionError),
         (lambda d: _preamble(d, hlen=0xFFFFFFFF), LimitError),
         (lambda d: _preamble(d, hlen=0), LimitError),
         (lambda d: _preamble(d, hcrc=0), ChecksumError),
@@ -128,8 +131,63 @@ def test_minor_version_is_accepted():
     assert container.unpack(data) == (HEADER, CHUNKS)
 
 
-def _with_header(body: bytes) -> bytes:
-    return container.PREAMBLE.pack(container.MAGIC, 1, 0, 0, len(body), zlib.crc32(body)) + body
+def _with_header(body: bytes, flags: int = 0) -> bytes:
+    minor = 1 if flags else 0
+    return container.PREAMBLE.pack(container.MAGIC, 1, minor, flags, len(body), zlib.crc32(body)) + body
+
+
+IMAGE_HEADER = {"coder": {"name": "aec-range-v1", "precision": 16},
+                "image": {"bit_depth": 8, "coded_channels": 3, "height": 512, "mode": "RGB", "tile": 1024, "width": 768},
+                "modality": "image", "model": {"id": 9, "name": "image-hyperprior-gain-v9", "weights": "0123456789abcdef"},
+                "quality": "3"}
+
+
+@pytest.mark.parametrize("header", [HEADER, IMAGE_HEADER, {}])
+def test_compressed_and_plain_headers(header):
+    """Default: 1.1 with a deflated header; compress_header=False: a 1.0 file. Both read back the same."""
+    small, plain = container.pack(header, CHUNKS), container.pack(header, CHUNKS, compress_header=False)
+    assert small[4:8] == bytes([1, 1, container.FLAG_DEFLATE_HEADER, 0]) and plain[4:8] == bytes([1, 0, 0, 0])
+    assert container.unpack(small) == container.unpack(plain) == (header, CHUNKS)
+    reader = container.ContainerReader(small)
+    assert (reader.major, reader.minor, reader.flags) == (1, 1, 1)
+    assert reader.header_bytes == len(container.deflate_header(container.canonical_json(header)))
+    assert [c.tag for c in reader.index()] == [t for t, _ in CHUNKS]
+
+
+def test_compressed_header_is_small():
+    """The dictionary makes a typical image header ~30 bytes (it is ~250 as JSON)."""
+    stored = container.deflate_header(container.canonical_json(IMAGE_HEADER))
+    assert len(stored) < 60 < 240 < len(container.canonical_json(IMAGE_HEADER))
+    assert container.inflate_header(stored) == container.canonical_json(IMAGE_HEADER)
+
+
+def test_dictionary_is_the_one_in_the_spec():
+    """The preset dictionary is normative: the code's bytes are the SPEC's (§2.1) verbatim."""
+    spec = (Path(__file__).resolve().parents[1] / "bitstream" / "SPEC.md").read_text()
+    block = spec.split("<!-- header-dictionary -->")[1].split("```")[1]
+    assert block.strip().replace("\n", "").encode() == container.HEADER_DICTIONARY
+
+
+def _deflated(body: bytes) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, container.HEADER_DICTIONARY)
+    return z.compress(body) + z.flush()
+
+
+@pytest.mark.parametrize(
+    "stored, error",
+    [
+        (b"\xff\xfe\xfd\xfc", HeaderError),  # not deflate
+        (_deflated(b'{"a":1}')[:-1], HeaderError),  # ends inside the stream
+        (_deflated(b'{"a":1}') + b"\0", HeaderError),  # bytes after the stream
+        (_deflated(b'{"b":1,"a":2}'), HeaderError),  # not canonical once inflated
+        (_deflated(b" " * (container.MAX_HEADER_BYTES + 1)), LimitError),  # a bomb: never inflated past the bound
+        (_deflated(b'{"a":"' + b"x" * 10_000_000 + b'"}'), LimitError),
+        (container.canonical_json(HEADER), HeaderError),  # flag set on a plain JSON header
+    ],
+)
+def test_bad_compressed_header(stored, error):
+    with pytest.raises(error):
+        container.ContainerReader(_with_header(stored, flags=container.FLAG_DEFLATE_HEADER))
 
 
 @pytest.mark.parametrize(
