@@ -9,7 +9,8 @@ Data flow (streaming, block by block, so an hour of audio stays in bounded memor
     blocks (orig rate) ─stereo: mid/side─> soxr stream ─> model rate ─cut─> segments
         segment i = model-rate samples [i·S, i·S + S + O)   (S segment, O overlap)
         each channel ─model.analyze─> symbols ─entropy.encode─> SEGM chunk
-    decode: SEGM ─> symbols (CRC-checked) ─model.synthesize─> [S + O]
+                     ─envelope.encode─> band energies ─> ENVL chunk (speech models, SPEC §7.1)
+    decode: SEGM ─> symbols (CRC-checked) ─model.synthesize─> [S + O] ─envelope.apply(ENVL)─>
         first O samples cross-faded with the previous segment's extra O ─> soxr ─> orig rate
 
 Segments are independent (a decoder can start at any SEGM; only the cross-fade
@@ -28,7 +29,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from aecodec import container, entropy, registry
+from aecodec import container, entropy, envelope, registry
 from aecodec.codec import (
     _int_field,
     _model_for,
@@ -77,9 +78,21 @@ def choose_model(sample_rate: int, channels: int, kbps: float | None, model=None
     return loaded
 
 
-def quality_for_kbps(net, kbps: float, channels: int) -> float:
-    """1-based continuous quality whose trained rate matches kbps (stereo: side costs about half)."""
-    per_channel = kbps / (1.0 if channels == 1 else 1.5)
+ENVELOPE_KBPS = 1.4  # mean rate of the band-energy envelope per coded channel (speech training files)
+
+
+def uses_envelope(net, envelope_on: bool | None) -> bool:
+    """The envelope is on by default wherever it is defined (the 16 kHz speech models)."""
+    defined = getattr(net, "sample_rate", None) == envelope.RATE
+    if envelope_on and not defined:
+        raise InputError(f"the band-energy envelope is defined for {envelope.RATE} Hz models only")
+    return defined if envelope_on is None else bool(envelope_on)
+
+
+def quality_for_kbps(net, kbps: float, channels: int, with_envelope: bool = False) -> float:
+    """1-based continuous quality whose trained rate matches kbps (stereo: side costs about half),
+    after the envelope's share when it is sent."""
+    per_channel = kbps / (1.0 if channels == 1 else 1.5) - (ENVELOPE_KBPS if with_envelope else 0.0)
     targets = np.log(np.asarray(net.target_kbps))
     q = np.interp(math.log(max(per_channel, 1e-3)), targets, np.arange(len(targets)))
     return round(float(q) + 1.0, 3)
@@ -211,8 +224,10 @@ class EncodeStats:
 
 
 def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None = None, *,
-           quality: float | None = None, model=None) -> EncodeStats:
-    """Stream an AudioSource into an aec file written chunk by chunk to fileobj."""
+           quality: float | None = None, model=None, envelope_on: bool | None = None) -> EncodeStats:
+    """Stream an AudioSource into an aec file written chunk by chunk to fileobj.
+
+    ``envelope_on``: send the band-energy envelope (None: wherever it is defined, i.e. speech)."""
     import torch
 
     if kbps is not None and quality is not None:
@@ -221,9 +236,11 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
         raise InputError(f"bitrate must be in (0, 1000] kbps, got {kbps!r}")
     loaded = choose_model(source.sample_rate, source.channels, kbps, model)
     net = loaded.net
+    with_envelope = uses_envelope(net, envelope_on)
     lo, hi = loaded.variant.qualities
     if quality is None:
-        quality = quality_for_kbps(net, kbps, source.channels) if kbps is not None else loaded.variant.default_quality
+        quality = (quality_for_kbps(net, kbps, source.channels, with_envelope) if kbps is not None
+                   else loaded.variant.default_quality)
     if not isinstance(quality, (int, float)) or not lo <= float(quality) <= hi:
         raise InputError(f"audio quality must be between {lo:g} and {hi:g}, got {quality!r}")
     geo = geometry_for(net, source.frames, source.sample_rate)
@@ -239,26 +256,33 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                   "frames": source.frames, "segment": geo.segment, "overlap": geo.overlap,
                   "coding": "mid-side" if source.channels == 2 else "mono", "subtype": source.subtype[:16]},
     }
+    if with_envelope:
+        header["audio"]["envelope"] = envelope.NAME
     level = float(quality) - 1.0
     counter = _CountingWriter(fileobj)
     stream = _resampled((_to_coded(b) for b in source.blocks()), source.sample_rate, net.sample_rate,
                         source.channels, geo.model_frames)
-    with container.ContainerWriter(counter, header) as writer:
+    with container.ContainerWriter(counter, header, minor=2 if with_envelope else 0) as writer:
         if source.tags:  # before the segments, so a streaming decoder knows them before any sample
             writer.add_chunk("TAGS", container.canonical_json(source.tags))
-        def one(item) -> bytes:
+        def one(item) -> tuple[bytes, bytes | None]:
             i, seg = item
-            parts = [SEGMENT_HEAD.pack(i)]
+            parts, env_parts = [SEGMENT_HEAD.pack(i)], [SEGMENT_HEAD.pack(i)]
             for c in range(source.channels):
                 x = torch.from_numpy(np.ascontiguousarray(seg[:, c]))[None, None]
                 with single_threaded_torch():
                     z_sym, y_sym, y_idx = net.analyze(x, level)
                 payload = encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c))
                 parts += [CHANNEL_HEAD.pack(len(payload)), payload]
-            return b"".join(parts)
+                if with_envelope:
+                    env = envelope.encode(seg[:, c])
+                    env_parts += [CHANNEL_HEAD.pack(len(env)), env]
+            return b"".join(parts), b"".join(env_parts) if with_envelope else None
 
-        for payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels))):
+        for payload, env_payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels))):
             writer.add_chunk("SEGM", payload)
+            if env_payload is not None:  # right after its segment: a streaming decoder has both together
+                writer.add_chunk("ENVL", env_payload)
     seconds = source.frames / source.sample_rate
     return EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
                        float(quality), loaded.variant.name)
@@ -282,10 +306,10 @@ class _CountingWriter:
 
 
 def compress(data: np.ndarray, samplerate: int, kbps: float | None = None, *, quality: float | None = None,
-             model=None) -> bytes:
+             model=None, envelope_on: bool | None = None) -> bytes:
     """(frames, channels) or (frames,) int/float array -> aec bytes."""
     buf = io.BytesIO()
-    encode(audio_io.array_source(data, samplerate), buf, kbps, quality=quality, model=model)
+    encode(audio_io.array_source(data, samplerate), buf, kbps, quality=quality, model=model, envelope_on=envelope_on)
     return buf.getvalue()
 
 
@@ -316,6 +340,7 @@ class AudioInfo:
     subtype: str
     quality: float
     model: registry.ModelVariant | None
+    envelope: bool = False  # ENVL chunks follow the SEGM chunks (SPEC §7.1)
 
     @property
     def duration(self) -> float:
@@ -342,8 +367,15 @@ def parse_audio_header(header: dict) -> AudioInfo:
     subtype = a.get("subtype", "PCM_16")
     if not isinstance(subtype, str) or len(subtype) > 16:
         raise HeaderError("bad subtype")
+    env = a.get("envelope")
+    if env is not None and env != envelope.NAME:
+        raise HeaderError(f"unknown envelope {env!r} (this reader knows {envelope.NAME!r})")
+    if env is not None and (model_rate != envelope.RATE or segment % envelope.HOP or overlap % envelope.HOP):
+        raise HeaderError(f"envelope {env!r} needs a {envelope.RATE} Hz model rate and segments in steps of "
+                          f"{envelope.HOP} samples")
     quality, variant = parse_coding_fields(header)
-    return AudioInfo(header, rate, model_rate, channels, frames, segment, overlap, subtype, quality, variant)
+    return AudioInfo(header, rate, model_rate, channels, frames, segment, overlap, subtype, quality, variant,
+                     env is not None)
 
 
 def read_info(data_or_file) -> AudioInfo:
@@ -394,6 +426,8 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
             break
         if tag == "TAGS":
             tags.update(_parse_tags(payload))
+        if tag == "ENVL" and info.envelope:
+            raise FormatError("ENVL chunk without its segment (SEGM) before it")
 
     def all_chunks():
         if first is not None:
@@ -404,16 +438,30 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
         prev_tail = None
         n = start_segment
         def numbered():
+            """(index, SEGM payload, ENVL payload or None): each ENVL right after its SEGM."""
             k = start_segment
+            pending = None
             for tag, payload in all_chunks():
+                if tag == "ENVL" and info.envelope:
+                    if pending is None:
+                        raise FormatError("ENVL chunk without its segment (SEGM) before it")
+                    yield k, pending, payload
+                    k, pending = k + 1, None
                 if tag != "SEGM":
                     continue
+                if pending is not None:
+                    raise FormatError(f"SEGM chunk {k} has no ENVL chunk after it")
                 if k >= geo.count:
                     raise FormatError(f"more SEGM chunks than the {geo.count} the header implies")
-                yield k, payload
-                k += 1
+                if info.envelope:
+                    pending = payload
+                else:
+                    yield k, payload, None
+                    k += 1
+            if pending is not None:
+                raise FormatError(f"SEGM chunk {k} has no ENVL chunk after it")
 
-        for seg in parallel_map(lambda item: _decode_segment(net, item[1], item[0], geo, info), numbered()):
+        for seg in parallel_map(lambda item: _decode_segment(net, item[1], item[0], geo, info, item[2]), numbered()):
             keep = geo.output_length(n)
             core = seg[:keep].copy()
             if prev_tail is not None:
@@ -437,13 +485,15 @@ def segment_start(info: AudioInfo, index: int, rate: int) -> int:
 
 
 def _indexed_chunks(reader: container.ContainerReader, start: int, tags: dict) -> Iterator[tuple[str, bytes]]:
-    """TAGS and the SEGM chunks from number ``start`` on, read through the index."""
-    segments = [c for c in reader.index() if c.tag == "SEGM"]
-    for c in reader.index():
+    """TAGS, then the chunks from SEGM number ``start`` on (with their ENVL), read through the index."""
+    index = reader.index()
+    for c in index:
         if c.tag == "TAGS":
             tags.update(_parse_tags(reader.read(c)))
-    for c in segments[start:]:
-        yield c.tag, reader.read(c)
+    segments = [pos for pos, c in enumerate(index) if c.tag == "SEGM"]
+    for c in index[segments[start]:] if start < len(segments) else []:
+        if c.tag in ("SEGM", "ENVL"):
+            yield c.tag, reader.read(c)
 
 
 def _parse_tags(payload: bytes) -> dict:
@@ -456,33 +506,44 @@ def _parse_tags(payload: bytes) -> dict:
     return {k: v for k, v in tags.items() if k in audio_io.TAG_FIELDS and isinstance(v, str)}
 
 
-def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioInfo) -> np.ndarray:
-    """SEGM payload -> model-rate samples (coded_length, channels), float32."""
+def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioInfo,
+                    env_payload: bytes | None = None) -> np.ndarray:
+    """SEGM payload (and its ENVL payload) -> model-rate samples (coded_length, channels), float32."""
     import torch
 
-    if len(payload) < SEGMENT_HEAD.size:
-        raise FormatError("SEGM chunk shorter than its header")
-    (stored,) = SEGMENT_HEAD.unpack_from(payload)
-    if stored != index:
-        raise FormatError(f"SEGM chunk {index} says it is segment {stored}")
     length = geo.coded_length(index)
     frames_latent = length // net.hop
-    pos = SEGMENT_HEAD.size
     out = np.empty((length, info.channels), np.float32)
-    for c in range(info.channels):
+    for c, data in enumerate(_channel_payloads(payload, index, info.channels, "SEGM")):
+        y_sym, means = decode_latents(net, data, (net.N, frames_latent // 4),
+                                      info.header["coder"]["precision"], _key(index, c), "SEGM chunk")
+        with torch.no_grad(), single_threaded_torch():
+            out[:, c] = net.synthesize(y_sym, means, info.quality - 1.0)[0, 0].numpy()
+    if env_payload is not None:
+        for c, data in enumerate(_channel_payloads(env_payload, index, info.channels, "ENVL")):
+            out[:, c] = envelope.apply(out[:, c], envelope.decode(data, length))
+    return out
+
+
+def _channel_payloads(payload: bytes, index: int, channels: int, what: str) -> list[bytes]:
+    """u32 segment index | per channel: u32 n | n bytes  ->  the channel byte strings."""
+    if len(payload) < SEGMENT_HEAD.size:
+        raise FormatError(f"{what} chunk shorter than its header")
+    (stored,) = SEGMENT_HEAD.unpack_from(payload)
+    if stored != index:
+        raise FormatError(f"{what} chunk {index} says it is segment {stored}")
+    pos, out = SEGMENT_HEAD.size, []
+    for _ in range(channels):
         if pos + CHANNEL_HEAD.size > len(payload):
-            raise FormatError("SEGM chunk truncated")
+            raise FormatError(f"{what} chunk truncated")
         (n,) = CHANNEL_HEAD.unpack_from(payload, pos)
         pos += CHANNEL_HEAD.size
         if pos + n > len(payload):
-            raise FormatError("SEGM channel payload overruns its chunk")
-        y_sym, means = decode_latents(net, payload[pos : pos + n], (net.N, frames_latent // 4),
-                                      info.header["coder"]["precision"], _key(index, c), "SEGM chunk")
+            raise FormatError(f"{what} channel payload overruns its chunk")
+        out.append(payload[pos : pos + n])
         pos += n
-        with torch.no_grad(), single_threaded_torch():
-            out[:, c] = net.synthesize(y_sym, means, info.quality - 1.0)[0, 0].numpy()
     if pos != len(payload):
-        raise FormatError("SEGM chunk has trailing bytes")
+        raise FormatError(f"{what} chunk has trailing bytes")
     return out
 
 

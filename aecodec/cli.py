@@ -253,7 +253,8 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
     try:
         stats: list = []
         write_atomically(job.dst, lambda f: stats.append(
-            audio.encode(source, f, args.bitrate, quality=args.quality, model=args.model)), args.force)
+            audio.encode(source, f, args.bitrate, quality=args.quality, model=args.model,
+                         envelope_on=False if args.no_envelope else None)), args.force)
     finally:
         source.close()
     st = stats[0]
@@ -391,7 +392,8 @@ def cmd_info(args) -> int:
     if isinstance(aud, dict):
         print(f"  audio   {aud.get('sample_rate')} Hz ×{aud.get('channels')} ({aud.get('coding')}), "
               f"{aud.get('frames')} frames" + (f" = {doc['duration']} s, {doc['kbps']} kbps" if "kbps" in doc else "")
-              + f", model rate {aud.get('model_rate')} Hz, segment {aud.get('segment')}")
+              + f", model rate {aud.get('model_rate')} Hz, segment {aud.get('segment')}"
+              + (f", envelope {aud['envelope']}" if "envelope" in aud else ""))
     for tag, c in doc["chunks"].items():
         print(f"  chunk   {tag} ×{c['count']}, {c['bytes']} bytes")
     return EXIT_OK
@@ -490,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "audio 1 .. 3, default 2")
     enc.add_argument("-b", "--bitrate", type=float, default=None, metavar="KBPS",
                      help="audio: target bitrate in kbps (speech model ≈ 3/6/12, music ≈ 12/24/48 per channel)")
+    enc.add_argument("--no-envelope", action="store_true",
+                     help="audio: do not send the band-energy envelope (on by default for speech; ~1.4 kbps per channel)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
     enc.add_argument("--tile", type=int, default=1024, help="tile size in pixels (multiple of 64, 64..1024)")
     enc.add_argument("--psnr", action="store_true", help="also decode and report PSNR-RGB")

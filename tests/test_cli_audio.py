@@ -75,6 +75,20 @@ def test_info_describes_audio(tmp_path, capsys):
     assert "16000 Hz" in out and "SEGM" in out
 
 
+def test_no_envelope_option(tmp_path, capsys):
+    """Speech files carry the band-energy envelope (ENVL chunks) unless --no-envelope."""
+    src = wav(tmp_path / "in.wav", 1.0)
+    run(["encode", src, "-o", tmp_path / "env.aec", "-b", "6"], capsys)
+    run(["encode", src, "-o", tmp_path / "plain.aec", "-b", "6", "--no-envelope"], capsys)
+    code, out, _ = run(["info", tmp_path / "env.aec"], capsys)
+    assert code == 0 and "chunk   ENVL" in out and "envelope aec-env-v1" in out
+    code, out, _ = run(["info", tmp_path / "plain.aec"], capsys)
+    assert code == 0 and "chunk   ENVL" not in out and "envelope aec-env" not in out
+    for name in ("env", "plain"):
+        code, _, _ = run(["decode", tmp_path / f"{name}.aec", "-o", tmp_path / f"{name}.wav"], capsys)
+        assert code == 0 and sf.info(str(tmp_path / f"{name}.wav")).frames == 16000
+
+
 def test_decode_rate_option(tmp_path, capsys):
     src = wav(tmp_path / "in.wav", 0.5, 22050)
     run(["encode", src, "-o", tmp_path / "a.aec"], capsys)

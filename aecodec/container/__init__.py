@@ -38,7 +38,7 @@ from aecodec.errors import (
 
 MAGIC = b"\x89AEC"
 TRAILER_MAGIC = b"AEC\x1a"
-MAJOR, MINOR = 1, 1  # MINOR: the newest minor version this module reads and writes
+MAJOR, MINOR = 1, 2  # MINOR: the newest minor version this module knows
 PREAMBLE = struct.Struct("<4sBBHII")  # magic, major, minor, flags, header_len, header_crc32
 CHUNK_HEAD = struct.Struct("<I4s")  # payload length, tag
 CRC = struct.Struct("<I")
@@ -125,10 +125,12 @@ class ContainerWriter:
     ...     w.add_chunk("TILE", payload)
 
     The header is stored deflated (bitstream 1.1) unless ``compress_header`` is False, which
-    writes a 1.0 file that every reader of major version 1 reads.
+    writes a 1.0 file that every reader of major version 1 reads. ``minor``: the minor version
+    the content needs (a header key or chunk tag of that version); the written minor version is
+    the lowest that describes the file.
     """
 
-    def __init__(self, fileobj: BinaryIO, header: dict, compress_header: bool = True):
+    def __init__(self, fileobj: BinaryIO, header: dict, compress_header: bool = True, minor: int = 0):
         if not isinstance(header, dict):
             raise HeaderError("the header must be a JSON object")
         body = canonical_json(header)
@@ -138,9 +140,12 @@ class ContainerWriter:
         self._pos = 0
         self._index: list[Chunk] = []
         self._closed = False
+        if not 0 <= minor <= MINOR:
+            raise ValueError(f"minor version {minor} is not one this writer knows (0..{MINOR})")
         # the lowest version that describes the file (1.1 added the flag): 1.0 readers still
         # read uncompressed headers and refuse compressed ones by the flag, never misread them
-        minor, flags, stored = (1, FLAG_DEFLATE_HEADER, deflate_header(body)) if compress_header else (0, 0, body)
+        flags, stored = (FLAG_DEFLATE_HEADER, deflate_header(body)) if compress_header else (0, body)
+        minor = max(minor, 1 if compress_header else 0)
         self._write(PREAMBLE.pack(MAGIC, MAJOR, minor, flags, len(stored), zlib.crc32(stored)) + stored)
 
     def _write(self, data: bytes) -> None:

@@ -1,0 +1,165 @@
+"""Band-energy envelope aec-env-v1: exact level round trips, perfect reconstruction, rescaling,
+typed errors on damaged data; and its use in audio files (ENVL chunks)."""
+
+import numpy as np
+import pytest
+
+from aecodec import audio, container, entropy, envelope
+from aecodec.errors import FormatError
+
+from tests.test_codec_audio import MODEL, speechlike, tiny_audio_model
+
+
+def signal(kind: str, length: int = 5120 * 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / envelope.RATE
+    if kind == "silence":
+        return np.zeros(length, np.float32)
+    if kind == "sine":
+        return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    if kind == "loud":
+        return np.clip(rng.standard_normal(length) * 3, -1, 1).astype(np.float32)
+    if kind == "bursts":  # noise switched on and off every 100 ms: an envelope that moves
+        return (rng.standard_normal(length) * (np.floor(t * 10) % 2) * 0.2).astype(np.float32)
+    return speechlike(length / envelope.RATE, envelope.RATE)
+
+
+def test_table_is_valid():
+    entropy.check_tables(*envelope._table(), envelope.PRECISION)
+
+
+@pytest.mark.parametrize("kind", ["silence", "sine", "loud", "bursts", "speech"])
+@pytest.mark.parametrize("length", [5120, 5120 * 3, 161280])
+def test_levels_round_trip_exactly(kind, length):
+    x = signal(kind, length)
+    q = envelope.quantize(envelope.band_energies(x))
+    assert q.shape == (envelope.BANDS, envelope.tiles(length))
+    assert np.array_equal(envelope.decode(envelope.encode(x), length), q)
+
+
+def test_stft_reconstructs_exactly():
+    x = signal("speech").astype(np.float64)
+    np.testing.assert_allclose(envelope._istft(envelope._stft(x), len(x)), x, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["bursts", "speech"])
+@pytest.mark.parametrize("scale", [0.25, 2.0])
+def test_apply_restores_band_energies(kind, scale):
+    """A decoder output at the wrong level is brought back to the sent energies (2 dB steps)."""
+    x = signal(kind)
+    q = envelope.decode(envelope.encode(x), len(x))
+    target = envelope.band_energies(x)
+    live = target > 1e-6 * target.max()  # tiles with something in them
+    err_db = lambda y: np.abs(10 * np.log10(envelope.band_energies(y)[live] / target[live]))
+    before, after = err_db(scale * x), err_db(envelope.apply(scale * x, q))
+    assert np.median(before) > 5 and np.median(after) < 1.5
+
+
+def test_apply_never_boosts_past_its_bound():
+    x = signal("loud")
+    q = envelope.decode(envelope.encode(x), len(x))
+    y = envelope.apply(1e-6 * x, q)  # 120 dB too quiet
+    assert np.abs(y).max() <= 1e-6 * np.abs(x).max() * 10 ** (envelope.GAIN_DB_MAX / 20) * 1.5
+
+
+def test_damaged_data_is_a_typed_error():
+    x = signal("speech")
+    data = envelope.encode(x)
+    for cut in range(len(data)):
+        with pytest.raises(FormatError):
+            envelope.decode(data[:cut], len(x))
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        junk = rng.integers(0, 256, rng.integers(1, 200), dtype=np.uint8).tobytes()
+        try:
+            q = envelope.decode(junk, len(x))
+        except FormatError:
+            continue
+        assert q.min() >= envelope.Q_MIN and q.max() <= envelope.Q_MAX
+
+
+def test_out_of_range_levels_are_refused():
+    n = envelope.tiles(5120)
+    r = np.zeros((n, envelope.BANDS), np.int64)
+    r[0, 0] = envelope.Q_MAX - envelope.Q_START + 1  # one level past the top
+    data = entropy.encode(r.ravel(), np.zeros(r.size, np.int32), *envelope._table(), envelope.PRECISION)
+    with pytest.raises(FormatError, match="range"):
+        envelope.decode(data, 5120)
+
+
+# --- in audio files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_speech_files_carry_an_envelope_chunk_per_segment(channels):
+    x = speechlike(12.0, 16000, channels)
+    blob = audio.compress(x, 16000, quality=2, model=MODEL)
+    reader = container.ContainerReader(blob)
+    assert reader.minor == 2 and reader.header["audio"]["envelope"] == envelope.NAME
+    assert [c.tag for c in reader.index()] == ["SEGM", "ENVL", "SEGM", "ENVL"]
+    plain = audio.compress(x, 16000, quality=2, model=MODEL, envelope_on=False)
+    assert "envelope" not in container.ContainerReader(plain).header["audio"]
+    assert len(plain) < len(blob)
+    y, _ = audio.decompress(blob, model=MODEL)
+    assert y.shape == (len(x), channels)
+
+
+def test_envelope_brings_the_decoded_band_energies_closer():
+    """With the (untrained) tiny model the output level is far off; the envelope corrects it."""
+    x = speechlike(3.0, 16000)
+    n = len(x) // 5120 * 5120
+
+    def band_error(blob):
+        y, _ = audio.decompress(blob, model=MODEL)
+        e_x, e_y = envelope.band_energies(x[:n]), envelope.band_energies(y[:n, 0])
+        live = e_x > 1e-6 * e_x.max()
+        return np.median(np.abs(10 * np.log10(e_y[live] / e_x[live])))
+
+    with_env = band_error(audio.compress(x, 16000, quality=2, model=MODEL))
+    without = band_error(audio.compress(x, 16000, quality=2, model=MODEL, envelope_on=False))
+    assert with_env < 2.0 and with_env < without / 2
+
+
+def test_envelope_is_refused_for_models_at_other_rates():
+    with pytest.raises(Exception, match="16000 Hz"):
+        audio.compress(speechlike(0.5, 48000), 48000, quality=1, model=tiny_audio_model(48000), envelope_on=True)
+    blob = audio.compress(speechlike(0.5, 48000), 48000, quality=1, model=tiny_audio_model(48000))
+    assert "envelope" not in container.ContainerReader(blob).header["audio"]
+
+
+def _edit_chunks(blob: bytes, edit) -> bytes:
+    header, chunks = container.unpack(blob)
+    return container.pack(header, edit(chunks))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda ch: [c for c in ch if c[0] != "ENVL"],  # envelope chunks dropped
+    lambda ch: ch[:-1],  # the last one dropped
+    lambda ch: [ch[1], ch[0], *ch[2:]],  # ENVL before its SEGM
+    lambda ch: [(t, p[:-1]) if t == "ENVL" else (t, p) for t, p in ch],  # truncated payload
+    lambda ch: [(t, p + b"\0") if t == "ENVL" else (t, p) for t, p in ch],  # trailing byte
+    lambda ch: [(t, b"\1\0\0\0" + p[4:]) if t == "ENVL" else (t, p) for t, p in ch],  # wrong segment index
+])
+def test_damaged_envelope_chunks_are_typed_errors(edit):
+    blob = audio.compress(speechlike(1.0, 16000), 16000, quality=1, model=MODEL)
+    with pytest.raises(FormatError):
+        audio.decompress(_edit_chunks(blob, edit), model=MODEL)
+
+
+def test_unknown_envelope_name_is_refused():
+    blob = audio.compress(speechlike(0.5, 16000), 16000, quality=1, model=MODEL)
+    header, chunks = container.unpack(blob)
+    header["audio"]["envelope"] = "aec-env-v9"
+    with pytest.raises(FormatError, match="envelope"):
+        audio.decompress(container.pack(header, chunks), model=MODEL)
+
+
+def test_constants_are_the_ones_in_the_spec():
+    """Band edges and the residual table are normative: the SPEC's §7.1 lists the code's values."""
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parents[1] / "bitstream" / "SPEC.md").read_text()
+    section = spec.split("### 7.1")[1].split("\n## ")[0]
+    blocks = section.split("```")[1::2]
+    assert tuple(int(v) for v in blocks[0].split("=")[1].split()) == envelope.BAND_BINS
+    assert tuple(int(v) for v in blocks[1].split()) == envelope.RESIDUAL_FREQS
