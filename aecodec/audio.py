@@ -9,7 +9,7 @@ Data flow (streaming, block by block, so an hour of audio stays in bounded memor
     blocks (orig rate) ─stereo: mid/side─> soxr stream ─> model rate ─cut─> segments
         segment i = model-rate samples [i·S, i·S + S + O)   (S segment, O overlap)
         each channel ─model.analyze─> symbols ─entropy.encode─> SEGM chunk
-                     ─envelope.encode─> band energies ─> ENVL chunk (speech models, SPEC §7.1)
+                     ─envelope.encode─> band energies ─> ENVL chunk (SPEC §7.1)
     decode: SEGM ─> symbols (CRC-checked) ─model.synthesize─> [S + O] ─envelope.apply(ENVL)─>
         first O samples cross-faded with the previous segment's extra O ─> soxr ─> orig rate
 
@@ -82,10 +82,10 @@ ENVELOPE_KBPS = 1.4  # mean rate of the band-energy envelope per coded channel (
 
 
 def uses_envelope(net, envelope_on: bool | None) -> bool:
-    """The envelope is on by default wherever it is defined (the 16 kHz speech models)."""
-    defined = getattr(net, "sample_rate", None) == envelope.RATE
+    """The envelope is on by default wherever it is defined (the 16 and 48 kHz model rates)."""
+    defined = getattr(net, "sample_rate", None) in envelope.LAYOUTS
     if envelope_on and not defined:
-        raise InputError(f"the band-energy envelope is defined for {envelope.RATE} Hz models only")
+        raise InputError(f"the band-energy envelope is defined for model rates {sorted(envelope.LAYOUTS)} Hz only")
     return defined if envelope_on is None else bool(envelope_on)
 
 
@@ -275,7 +275,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                 payload = encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c))
                 parts += [CHANNEL_HEAD.pack(len(payload)), payload]
                 if with_envelope:
-                    env = envelope.encode(seg[:, c])
+                    env = envelope.encode(seg[:, c], net.sample_rate)
                     env_parts += [CHANNEL_HEAD.pack(len(env)), env]
             return b"".join(parts), b"".join(env_parts) if with_envelope else None
 
@@ -370,9 +370,10 @@ def parse_audio_header(header: dict) -> AudioInfo:
     env = a.get("envelope")
     if env is not None and env != envelope.NAME:
         raise HeaderError(f"unknown envelope {env!r} (this reader knows {envelope.NAME!r})")
-    if env is not None and (model_rate != envelope.RATE or segment % envelope.HOP or overlap % envelope.HOP):
-        raise HeaderError(f"envelope {env!r} needs a {envelope.RATE} Hz model rate and segments in steps of "
-                          f"{envelope.HOP} samples")
+    lay = envelope.LAYOUTS.get(model_rate)
+    if env is not None and (lay is None or segment % lay.hop or overlap % lay.hop):
+        raise HeaderError(f"envelope {env!r} needs a model rate of {sorted(envelope.LAYOUTS)} Hz and segments "
+                          "in whole hops")
     quality, variant = parse_coding_fields(header)
     return AudioInfo(header, rate, model_rate, channels, frames, segment, overlap, subtype, quality, variant,
                      env is not None)
@@ -521,7 +522,7 @@ def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioI
             out[:, c] = net.synthesize(y_sym, means, info.quality - 1.0)[0, 0].numpy()
     if env_payload is not None:
         for c, data in enumerate(_channel_payloads(env_payload, index, info.channels, "ENVL")):
-            out[:, c] = envelope.apply(out[:, c], envelope.decode(data, length))
+            out[:, c] = envelope.apply(out[:, c], envelope.decode(data, length, info.model_rate), info.model_rate)
     return out
 
 

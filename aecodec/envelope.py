@@ -1,20 +1,25 @@
 """Band-energy envelope `aec-env-v1` (bitstream/SPEC.md §7.1): numpy only, no torch.
 
-The speech decoder is trained with spectral losses and no adversary, so it smears energy in time:
-onsets, plosives and syllable gaps come out flattened and 1–5 dB too quiet (its quality is then
-the same at every bitrate). As CELT does with its band energies, the encoder sends the energy of
-the input in 32 bands per 64 ms tile, and the decoder rescales its own output to match::
+The audio decoders are trained with spectral losses, no adversary and few CPU hours, so they smear
+energy in time and across harmonics: onsets, plosives and gaps come out flattened and 1–5 dB too
+quiet (their quality is then the same at every bitrate). As CELT does with its band energies, the
+encoder sends the energy of the input in 32 bands per 64 ms tile, and the decoder rescales its
+own output to match::
 
-    encoder: segment (model rate, one channel) ─STFT─> band energies per tile ─2 dB steps─> q
+    encoder: segment (model rate, one channel) ─STFT─> band energies per tile ─4 dB steps─> q
              q ─delta in time, then across bands─> residuals ─range coder, fixed table─> bytes
     decoder: bytes ─> q ;  synthesized segment ─STFT─> its own band energies
              gain = sqrt(target / own) per (band, tile), clamped ─> scaled STFT ─overlap-add─> segment
 
-About 1.4 kbps per coded channel of speech. The quantized energies are exact integers in
-the file; the decoder's own STFT is floating point (like the synthesis transform).
+About 1.4 kbps per coded channel of speech. The quantized energies are exact integers in the
+file; the decoder's own STFT is floating point (like the synthesis transform). Defined at the
+two model rates (16 kHz speech, 48 kHz music): one layout each, same bands in time and 31.25 Hz bins.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,17 +27,40 @@ from aecodec import entropy
 from aecodec.errors import CorruptStreamError
 
 NAME = "aec-env-v1"
-RATE = 16000  # defined for this model rate only (the speech models)
-N_FFT = 512  # 32 ms periodic Hann window
-HOP = 128  # 8 ms: frame j is centred on sample j·HOP of the segment, zeros outside it
 TILE_FRAMES = 8  # 64 ms of frames share one energy per band
-# rfft bins of each band: band k holds bins [BAND_BINS[k], BAND_BINS[k+1]) (31.25 Hz per bin).
-# 32 bands: bins 0-1, then edges at 62.5·128^(k/32) Hz rounded up to a bin and at least one bin
-# apart, so bands are single bins (speech harmonics) up to ~440 Hz and 0.22 octave wide above.
-# Measured on 10 evaluation files: 13 bands raised ViSQOL from 1.55 to 1.86, 24 to 2.62, 32 to 3.01.
-BAND_BINS = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 18, 21, 25, 29, 34, 40, 46, 54, 63, 74, 86,
-             101, 118, 137, 161, 188, 219, 257)
-BANDS = len(BAND_BINS) - 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """STFT and bands at one model rate: 32 ms periodic Hann window, 8 ms hop (frame j is centred
+    on sample j·hop of the segment, zeros outside it), 31.25 Hz bins; band k holds the rfft bins
+    [band_bins[k], band_bins[k+1])."""
+
+    rate: int
+    n_fft: int
+    band_bins: tuple[int, ...]
+
+    @property
+    def hop(self) -> int:
+        return self.n_fft // 4
+
+    @property
+    def bands(self) -> int:
+        return len(self.band_bins) - 1
+
+
+# 32 bands: bins 0-1, then edges at 62.5·(f_max/62.5)^(k/32) Hz rounded up to a bin and at least
+# one bin apart, so bands are single bins (speech harmonics) up to ~440 Hz and widen above.
+# Measured on 10 speech evaluation files: 13 bands raised ViSQOL from 1.55 to 1.86, 24 to 2.62,
+# 32 to 3.01; on 6 music files (48 kHz) 32 bands raised it from 2.67 to 3.35.
+LAYOUTS = {
+    16000: Layout(16000, 512, (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 18, 21, 25, 29, 34, 40, 46, 54,
+                               63, 74, 86, 101, 118, 137, 161, 188, 219, 257)),
+    48000: Layout(48000, 1536, (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 17, 21, 25, 30, 36, 44, 53, 64, 77, 93,
+                                113, 137, 166, 201, 243, 295, 357, 432, 524, 634, 769)),
+}
+BANDS = 32
+assert all(lay.bands == BANDS and lay.band_bins[-1] == lay.n_fft // 2 + 1 for lay in LAYOUTS.values())
 STEP_DB = 4.0
 Q_MIN, Q_MAX = -25, 20  # quantized energy range: -100 dB (silence) to +80 dB
 Q_START = -15  # the prediction of the first tile of every band (-60 dB)
@@ -47,7 +75,7 @@ RESIDUAL_FREQS = (
     12736, 5717, 2455, 1031, 433, 156, 59, 23, 16, 16, 16, 16, 16,
 )
 
-__all__ = ["NAME", "RATE", "tiles", "band_energies", "quantize", "encode", "decode", "apply"]
+__all__ = ["NAME", "LAYOUTS", "layout", "tiles", "band_energies", "quantize", "encode", "decode", "apply"]
 
 
 def _table():
@@ -57,48 +85,57 @@ def _table():
     return cdf[None, :], np.array([len(cdf)], np.int32), np.array([RESIDUAL_OFFSET], np.int32)
 
 
-def frames(length: int) -> int:
-    """STFT frames of a segment of ``length`` samples (a multiple of HOP)."""
-    return length // HOP + 1
+def layout(rate: int) -> Layout:
+    try:
+        return LAYOUTS[rate]
+    except KeyError:
+        raise ValueError(f"the envelope is defined for model rates {sorted(LAYOUTS)}, not {rate}") from None
 
 
-def tiles(length: int) -> int:
+def frames(length: int, lay: Layout) -> int:
+    """STFT frames of a segment of ``length`` samples (a multiple of the hop)."""
+    return length // lay.hop + 1
+
+
+def tiles(length: int, rate: int) -> int:
     """Energy tiles of a segment of ``length`` samples: symbols per channel = BANDS × tiles."""
-    return -(-frames(length) // TILE_FRAMES)
+    return -(-frames(length, layout(rate)) // TILE_FRAMES)
 
 
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float64)
+@lru_cache(maxsize=None)
+def _window(n_fft: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
 
 
-def _stft(x: np.ndarray) -> np.ndarray:
-    """(frames, N_FFT/2 + 1) complex spectrum; frame j is centred on sample j·HOP."""
-    n = frames(len(x))
-    padded = np.zeros((n - 1) * HOP + N_FFT, np.float64)
-    padded[N_FFT // 2 : N_FFT // 2 + len(x)] = x
-    view = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n]
-    return np.fft.rfft(view * _WINDOW, axis=1)
+def _stft(x: np.ndarray, lay: Layout) -> np.ndarray:
+    """(frames, n_fft/2 + 1) complex spectrum; frame j is centred on sample j·hop."""
+    n, n_fft = frames(len(x), lay), lay.n_fft
+    padded = np.zeros((n - 1) * lay.hop + n_fft, np.float64)
+    padded[n_fft // 2 : n_fft // 2 + len(x)] = x
+    view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[:: lay.hop][:n]
+    return np.fft.rfft(view * _window(n_fft), axis=1)
 
 
-def _overlap_add(blocks: np.ndarray) -> np.ndarray:
-    """(frames, N_FFT) -> the sum of frame j placed at j·HOP (N_FFT = 4·HOP: four shifted adds)."""
-    n, k = blocks.shape[0], N_FFT // HOP
-    parts = blocks.reshape(n, k, HOP)
-    out = np.zeros((n + k - 1, HOP))
+def _overlap_add(blocks: np.ndarray, hop: int) -> np.ndarray:
+    """(frames, 4·hop) -> the sum of frame j placed at j·hop (four shifted adds)."""
+    n, k = blocks.shape[0], blocks.shape[1] // hop
+    parts = blocks.reshape(n, k, hop)
+    out = np.zeros((n + k - 1, hop))
     for i in range(k):
         out[i : i + n] += parts[:, i]
     return out.ravel()
 
 
-def _istft(spec: np.ndarray, length: int) -> np.ndarray:
+def _istft(spec: np.ndarray, length: int, lay: Layout) -> np.ndarray:
     """Weighted overlap-add inverse of _stft: exact when spec is unchanged."""
-    n = spec.shape[0]
-    out = _overlap_add(np.fft.irfft(spec, N_FFT, axis=1) * _WINDOW)
-    norm = _overlap_add(np.broadcast_to(_WINDOW**2, (n, N_FFT)))
-    core = slice(N_FFT // 2, N_FFT // 2 + length)
+    n, w = spec.shape[0], _window(lay.n_fft)
+    out = _overlap_add(np.fft.irfft(spec, lay.n_fft, axis=1) * w, lay.hop)
+    norm = _overlap_add(np.broadcast_to(w**2, (n, lay.n_fft)), lay.hop)
+    core = slice(lay.n_fft // 2, lay.n_fft // 2 + length)
     return out[core] / np.maximum(norm[core], 1e-12)
 
 
-def _band_tile_mean(power: np.ndarray) -> np.ndarray:
+def _band_tile_mean(power: np.ndarray, lay: Layout) -> np.ndarray:
     """(frames, bins) power -> (BANDS, tiles) mean power per band and tile."""
     n = power.shape[0]
     t = -(-n // TILE_FRAMES)
@@ -107,13 +144,14 @@ def _band_tile_mean(power: np.ndarray) -> np.ndarray:
     counts = np.full(t, TILE_FRAMES, np.float64)
     counts[-1] = n - (t - 1) * TILE_FRAMES
     per_tile = padded.reshape(t, TILE_FRAMES, -1).sum(1) / counts[:, None]  # (tiles, bins)
-    bands = np.add.reduceat(per_tile, BAND_BINS[:-1], axis=1) / np.diff(BAND_BINS)
+    bands = np.add.reduceat(per_tile, lay.band_bins[:-1], axis=1) / np.diff(lay.band_bins)
     return bands.T
 
 
-def band_energies(x: np.ndarray) -> np.ndarray:
-    """One channel of a segment (length a multiple of HOP) -> (BANDS, tiles) mean power."""
-    return _band_tile_mean(np.abs(_stft(np.asarray(x, np.float64))) ** 2)
+def band_energies(x: np.ndarray, rate: int) -> np.ndarray:
+    """One channel of a segment (length a multiple of the hop) -> (BANDS, tiles) mean power."""
+    lay = layout(rate)
+    return _band_tile_mean(np.abs(_stft(np.asarray(x, np.float64), lay)) ** 2, lay)
 
 
 def quantize(energies: np.ndarray) -> np.ndarray:
@@ -134,16 +172,16 @@ def _levels(r: np.ndarray) -> np.ndarray:
     return np.cumsum(d, axis=1) + Q_START
 
 
-def encode(x: np.ndarray) -> bytes:
+def encode(x: np.ndarray, rate: int) -> bytes:
     """One channel of a segment -> range-coded quantized energies (tile-major order)."""
-    r = _residuals(quantize(band_energies(x)))
+    r = _residuals(quantize(band_energies(x, rate)))
     symbols = r.T.ravel()
     return entropy.encode(symbols, np.zeros(len(symbols), np.int32), *_table(), PRECISION)
 
 
-def decode(data: bytes, length: int) -> np.ndarray:
+def decode(data: bytes, length: int, rate: int) -> np.ndarray:
     """Bytes of one channel -> (BANDS, tiles) int levels; raises on data that cannot be an envelope."""
-    n = tiles(length)
+    n = tiles(length, rate)
     symbols = entropy.decode(data, np.zeros(BANDS * n, np.int32), *_table(), PRECISION)
     q = _levels(symbols.astype(np.int64).reshape(n, BANDS).T)
     if q.min() < Q_MIN or q.max() > Q_MAX:
@@ -151,12 +189,13 @@ def decode(data: bytes, length: int) -> np.ndarray:
     return q.astype(np.int32)
 
 
-def apply(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+def apply(y: np.ndarray, q: np.ndarray, rate: int) -> np.ndarray:
     """Rescale a synthesized channel so that its band energies per tile match the levels q."""
-    spec = _stft(np.asarray(y, np.float64))
-    own = _band_tile_mean(np.abs(spec) ** 2)
+    lay = layout(rate)
+    spec = _stft(np.asarray(y, np.float64), lay)
+    own = _band_tile_mean(np.abs(spec) ** 2, lay)
     gain_db = np.clip(q * STEP_DB - 10 * np.log10(np.maximum(own, 1e-30)), GAIN_DB_MIN, GAIN_DB_MAX)
     gain = 10 ** (gain_db / 20)  # (BANDS, tiles)
-    per_bin = np.repeat(gain, np.diff(BAND_BINS), axis=0)  # (bins, tiles)
+    per_bin = np.repeat(gain, np.diff(lay.band_bins), axis=0)  # (bins, tiles)
     per_frame = np.repeat(per_bin, TILE_FRAMES, axis=1)[:, : spec.shape[0]]  # (bins, frames)
-    return _istft(spec * per_frame.T, len(y)).astype(np.float32)
+    return _istft(spec * per_frame.T, len(y), lay).astype(np.float32)

@@ -10,9 +10,12 @@ from aecodec.errors import FormatError
 from tests.test_codec_audio import MODEL, speechlike, tiny_audio_model
 
 
-def signal(kind: str, length: int = 5120 * 3, seed: int = 0) -> np.ndarray:
+RATES = sorted(envelope.LAYOUTS)
+
+
+def signal(kind: str, length: int = 5120 * 3, seed: int = 0, rate: int = 16000) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    t = np.arange(length) / envelope.RATE
+    t = np.arange(length) / rate
     if kind == "silence":
         return np.zeros(length, np.float32)
     if kind == "sine":
@@ -21,70 +24,74 @@ def signal(kind: str, length: int = 5120 * 3, seed: int = 0) -> np.ndarray:
         return np.clip(rng.standard_normal(length) * 3, -1, 1).astype(np.float32)
     if kind == "bursts":  # noise switched on and off every 100 ms: an envelope that moves
         return (rng.standard_normal(length) * (np.floor(t * 10) % 2) * 0.2).astype(np.float32)
-    return speechlike(length / envelope.RATE, envelope.RATE)
+    return speechlike(length / rate, rate)
 
 
 def test_table_is_valid():
     entropy.check_tables(*envelope._table(), envelope.PRECISION)
 
 
+@pytest.mark.parametrize("rate", RATES)
 @pytest.mark.parametrize("kind", ["silence", "sine", "loud", "bursts", "speech"])
-@pytest.mark.parametrize("length", [5120, 5120 * 3, 161280])
-def test_levels_round_trip_exactly(kind, length):
-    x = signal(kind, length)
-    q = envelope.quantize(envelope.band_energies(x))
-    assert q.shape == (envelope.BANDS, envelope.tiles(length))
-    assert np.array_equal(envelope.decode(envelope.encode(x), length), q)
+@pytest.mark.parametrize("length", [15360, 161280])
+def test_levels_round_trip_exactly(kind, length, rate):
+    x = signal(kind, length * rate // 16000, rate=rate)
+    q = envelope.quantize(envelope.band_energies(x, rate))
+    assert q.shape == (envelope.BANDS, envelope.tiles(len(x), rate))
+    assert np.array_equal(envelope.decode(envelope.encode(x, rate), len(x), rate), q)
 
 
-def test_stft_reconstructs_exactly():
-    x = signal("speech").astype(np.float64)
-    np.testing.assert_allclose(envelope._istft(envelope._stft(x), len(x)), x, atol=1e-12)
+@pytest.mark.parametrize("rate", RATES)
+def test_stft_reconstructs_exactly(rate):
+    lay = envelope.layout(rate)
+    x = signal("speech", rate=rate).astype(np.float64)
+    np.testing.assert_allclose(envelope._istft(envelope._stft(x, lay), len(x), lay), x, atol=1e-12)
 
 
+@pytest.mark.parametrize("rate", RATES)
 @pytest.mark.parametrize("kind", ["bursts", "speech"])
 @pytest.mark.parametrize("scale", [0.25, 2.0])
-def test_apply_restores_band_energies(kind, scale):
-    """A decoder output at the wrong level is brought back to the sent energies (2 dB steps)."""
-    x = signal(kind)
-    q = envelope.decode(envelope.encode(x), len(x))
-    target = envelope.band_energies(x)
+def test_apply_restores_band_energies(kind, scale, rate):
+    """A decoder output at the wrong level is brought back to the sent energies (4 dB steps)."""
+    x = signal(kind, 5120 * 9, rate=rate)
+    q = envelope.decode(envelope.encode(x, rate), len(x), rate)
+    target = envelope.band_energies(x, rate)
     live = target > 1e-6 * target.max()  # tiles with something in them
-    err_db = lambda y: np.abs(10 * np.log10(envelope.band_energies(y)[live] / target[live]))
-    before, after = err_db(scale * x), err_db(envelope.apply(scale * x, q))
+    err_db = lambda y: np.abs(10 * np.log10(envelope.band_energies(y, rate)[live] / target[live]))
+    before, after = err_db(scale * x), err_db(envelope.apply(scale * x, q, rate))
     assert np.median(before) > 5 and np.median(after) < 1.5
 
 
 def test_apply_never_boosts_past_its_bound():
     x = signal("loud")
-    q = envelope.decode(envelope.encode(x), len(x))
-    y = envelope.apply(1e-6 * x, q)  # 120 dB too quiet
+    q = envelope.decode(envelope.encode(x, 16000), len(x), 16000)
+    y = envelope.apply(1e-6 * x, q, 16000)  # 120 dB too quiet
     assert np.abs(y).max() <= 1e-6 * np.abs(x).max() * 10 ** (envelope.GAIN_DB_MAX / 20) * 1.5
 
 
 def test_damaged_data_is_a_typed_error():
     x = signal("speech")
-    data = envelope.encode(x)
+    data = envelope.encode(x, 16000)
     for cut in range(len(data)):
         with pytest.raises(FormatError):
-            envelope.decode(data[:cut], len(x))
+            envelope.decode(data[:cut], len(x), 16000)
     rng = np.random.default_rng(1)
     for _ in range(50):
         junk = rng.integers(0, 256, rng.integers(1, 200), dtype=np.uint8).tobytes()
         try:
-            q = envelope.decode(junk, len(x))
+            q = envelope.decode(junk, len(x), 16000)
         except FormatError:
             continue
         assert q.min() >= envelope.Q_MIN and q.max() <= envelope.Q_MAX
 
 
 def test_out_of_range_levels_are_refused():
-    n = envelope.tiles(5120)
+    n = envelope.tiles(5120, 16000)
     r = np.zeros((n, envelope.BANDS), np.int64)
     r[0, 0] = envelope.Q_MAX - envelope.Q_START + 1  # one level past the top
     data = entropy.encode(r.ravel(), np.zeros(r.size, np.int32), *envelope._table(), envelope.PRECISION)
     with pytest.raises(FormatError, match="range"):
-        envelope.decode(data, 5120)
+        envelope.decode(data, 5120, 16000)
 
 
 # --- in audio files -------------------------------------------------------------------------
@@ -111,7 +118,7 @@ def test_envelope_brings_the_decoded_band_energies_closer():
 
     def band_error(blob):
         y, _ = audio.decompress(blob, model=MODEL)
-        e_x, e_y = envelope.band_energies(x[:n]), envelope.band_energies(y[:n, 0])
+        e_x, e_y = envelope.band_energies(x[:n], 16000), envelope.band_energies(y[:n, 0], 16000)
         live = e_x > 1e-6 * e_x.max()
         return np.median(np.abs(10 * np.log10(e_y[live] / e_x[live])))
 
@@ -121,10 +128,17 @@ def test_envelope_brings_the_decoded_band_energies_closer():
 
 
 def test_envelope_is_refused_for_models_at_other_rates():
-    with pytest.raises(Exception, match="16000 Hz"):
-        audio.compress(speechlike(0.5, 48000), 48000, quality=1, model=tiny_audio_model(48000), envelope_on=True)
-    blob = audio.compress(speechlike(0.5, 48000), 48000, quality=1, model=tiny_audio_model(48000))
+    from aecodec.errors import InputError
+
+    other = tiny_audio_model(24000)
+    with pytest.raises(InputError, match="model rates"):
+        audio.compress(speechlike(0.5, 24000), 24000, quality=1, model=other, envelope_on=True)
+    blob = audio.compress(speechlike(0.5, 24000), 24000, quality=1, model=other)
     assert "envelope" not in container.ContainerReader(blob).header["audio"]
+    music = tiny_audio_model(48000)  # the music rate has a layout: on by default
+    blob = audio.compress(speechlike(0.5, 48000, 2), 48000, quality=1, model=music)
+    assert container.ContainerReader(blob).header["audio"]["envelope"] == envelope.NAME
+    assert audio.decompress(blob, model=music)[0].shape == (24000, 2)
 
 
 def _edit_chunks(blob: bytes, edit) -> bytes:
@@ -161,5 +175,7 @@ def test_constants_are_the_ones_in_the_spec():
     spec = (Path(__file__).resolve().parents[1] / "bitstream" / "SPEC.md").read_text()
     section = spec.split("### 7.1")[1].split("\n## ")[0]
     blocks = section.split("```")[1::2]
-    assert tuple(int(v) for v in blocks[0].split("=")[1].split()) == envelope.BAND_BINS
+    bands = dict(line.split(":") for line in blocks[0].strip().splitlines())
+    assert {int(rate): tuple(int(v) for v in b.split()) for rate, b in bands.items()} == {
+        rate: lay.band_bins for rate, lay in envelope.LAYOUTS.items()}
     assert tuple(int(v) for v in blocks[1].split()) == envelope.RESIDUAL_FREQS
