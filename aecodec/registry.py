@@ -62,13 +62,13 @@ class ModelVariant:
 
 VARIANTS: tuple[ModelVariant, ...] = (
     ModelVariant(
-        name="image-hyperprior-gain-v5",
-        id=7,
+        name="image-hyperprior-gain-v6",
+        id=8,
         modality="image",
         build=_image_hyperprior,
         kwargs={"N": 96, "M": 160},
-        weights="image-hyperprior-gain-v5.safetensors",
-        sha256="c224abe312f3229f16c04c33b3c31311bc4f0572e177f66af6b0f9e8c76d3e71",
+        weights="image-hyperprior-gain-v6.safetensors",
+        sha256="01e2dbea7efc5543ce2f401794a30f1cc977c1c67de3d59ac210154dd6dec44f",
         qualities=(1.0, 10.0),
         default_quality=6.0,  # λ = 0.013, about 0.7 bpp on Kodak
         description="Variable-rate mean-scale hyperprior (gain units), N=96, M=160, 10 levels, MSE-trained",
@@ -101,10 +101,10 @@ VARIANTS: tuple[ModelVariant, ...] = (
 
 BY_NAME = {v.name: v for v in VARIANTS}
 BY_ID = {v.id: v for v in VARIANTS}
-DEFAULT_IMAGE_MODEL = "image-hyperprior-gain-v5"
+DEFAULT_IMAGE_MODEL = "image-hyperprior-gain-v6"
 # Models whose weights are no longer shipped; their ids are never reused.
 RETIRED = {1: "image-hyperprior-gain-v1", 4: "image-hyperprior-gain-v2", 5: "image-hyperprior-gain-v3",
-           6: "image-hyperprior-gain-v4"}
+           6: "image-hyperprior-gain-v4", 7: "image-hyperprior-gain-v5"}
 
 assert len(BY_NAME) == len(VARIANTS) and len(BY_ID) == len(VARIANTS), "registry names and ids must be unique"
 assert not RETIRED.keys() & BY_ID.keys() and not set(RETIRED.values()) & BY_NAME.keys(), "retired ids are never reused"

@@ -202,12 +202,12 @@ def test_bad_arrays(model, bad):
 
 def test_from_network_identity_is_stable():
     assert tiny_model().weights_sha256 == tiny_model().weights_sha256
-    assert registry.variant(7).name == registry.DEFAULT_IMAGE_MODEL
+    assert registry.variant(8).name == registry.DEFAULT_IMAGE_MODEL
     with pytest.raises(ModelError, match="unknown model"):
         registry.variant("no-such-model")
 
 
-@pytest.mark.parametrize("retired", [1, 4, 5, 6, "image-hyperprior-gain-v2", "image-hyperprior-gain-v4"])
+@pytest.mark.parametrize("retired", [1, 4, 5, 6, 7, "image-hyperprior-gain-v2", "image-hyperprior-gain-v5"])
 def test_retired_models_are_refused_by_name(retired):
     with pytest.raises(ModelError, match="retired"):
         registry.variant(retired)

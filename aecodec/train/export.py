@@ -6,7 +6,7 @@ The quantized CDF tables are computed here, once, and shipped inside the
 safetensors file: encoder and decoder then use the very same integer tables
 on every machine (recomputing them from float parameters could differ).
 
-    python -m aecodec.train.export runs/image/checkpoint.pt aecodec/weights/image-hyperprior-gain-v5.safetensors
+    python -m aecodec.train.export runs/image/checkpoint.pt aecodec/weights/image-hyperprior-gain-v6.safetensors
     python -m aecodec.train.export --manifest      # rewrite aecodec/weights/manifest.json from the registry
 """
 
