@@ -227,7 +227,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
            quality: float | None = None, model=None, envelope_on: bool | None = None) -> EncodeStats:
     """Stream an AudioSource into an aec file written chunk by chunk to fileobj.
 
-    ``envelope_on``: send the band-energy envelope (None: wherever it is defined, i.e. speech)."""
+    ``envelope_on``: send the band-energy envelope (None: wherever it is defined, both shipped models)."""
     import torch
 
     if kbps is not None and quality is not None:

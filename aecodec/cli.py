@@ -493,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-b", "--bitrate", type=float, default=None, metavar="KBPS",
                      help="audio: target bitrate in kbps (speech model ≈ 3/6/12, music ≈ 12/24/48 per channel)")
     enc.add_argument("--no-envelope", action="store_true",
-                     help="audio: do not send the band-energy envelope (on by default for speech; ~1.4 kbps per channel)")
+                     help="audio: do not send the band-energy envelope (on by default; ~1.4 kbps per channel of speech)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
     enc.add_argument("--tile", type=int, default=1024, help="tile size in pixels (multiple of 64, 64..1024)")
     enc.add_argument("--psnr", action="store_true", help="also decode and report PSNR-RGB")
