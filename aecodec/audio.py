@@ -267,17 +267,15 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
             writer.add_chunk("TAGS", container.canonical_json(source.tags))
         def one(item) -> tuple[bytes, bytes | None]:
             i, seg = item
-            parts, env_parts = [SEGMENT_HEAD.pack(i)], [SEGMENT_HEAD.pack(i)]
+            latents, envelopes = [], []
             for c in range(source.channels):
                 x = torch.from_numpy(np.ascontiguousarray(seg[:, c]))[None, None]
                 with single_threaded_torch():
                     z_sym, y_sym, y_idx = net.analyze(x, level)
-                payload = encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c))
-                parts += [CHANNEL_HEAD.pack(len(payload)), payload]
+                latents.append(encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c)))
                 if with_envelope:
-                    env = envelope.encode(seg[:, c], net.sample_rate)
-                    env_parts += [CHANNEL_HEAD.pack(len(env)), env]
-            return b"".join(parts), b"".join(env_parts) if with_envelope else None
+                    envelopes.append(envelope.encode(seg[:, c], net.sample_rate))
+            return _pack_channels(i, latents), _pack_channels(i, envelopes) if with_envelope else None
 
         for payload, env_payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels))):
             writer.add_chunk("SEGM", payload)
@@ -417,18 +415,17 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
         raise InputError(f"start segment {start_segment!r} outside [0, {max(0, geo.count - 1)}]")
     if start_segment:
         out_frames -= segment_start(info, start_segment, out_rate)
-    # TAGS come before the first SEGM: read them now, keep that SEGM for the block iterator
+    # TAGS come before the first SEGM: read them now, keep that SEGM (or a misplaced ENVL, which
+    # the block iterator refuses) for the block iterator
     tags: dict = {}
     chunks = reader.chunks() if not start_segment else _indexed_chunks(reader, start_segment, tags)
     first = None
     for tag, payload in chunks:
-        if tag == "SEGM":
+        if tag in ("SEGM", "ENVL"):
             first = (tag, payload)
             break
         if tag == "TAGS":
             tags.update(_parse_tags(payload))
-        if tag == "ENVL" and info.envelope:
-            raise FormatError("ENVL chunk without its segment (SEGM) before it")
 
     def all_chunks():
         if first is not None:
@@ -524,6 +521,11 @@ def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioI
         for c, data in enumerate(_channel_payloads(env_payload, index, info.channels, "ENVL")):
             out[:, c] = envelope.apply(out[:, c], envelope.decode(data, length, info.model_rate), info.model_rate)
     return out
+
+
+def _pack_channels(index: int, payloads: list[bytes]) -> bytes:
+    """u32 segment index | per channel: u32 n | n bytes (the layout of SEGM and ENVL chunks)."""
+    return SEGMENT_HEAD.pack(index) + b"".join(CHANNEL_HEAD.pack(len(p)) + p for p in payloads)
 
 
 def _channel_payloads(payload: bytes, index: int, channels: int, what: str) -> list[bytes]:
