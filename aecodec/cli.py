@@ -431,7 +431,122 @@ def cmd_bench(args) -> int:
         out = Path(args.out or f"benchmarks/results/audio/{Path(args.data).name}")
         run_audio_bench(Path(args.data), codecs, out, kind=args.kind, limit=args.limit, points=points)
         return EXIT_OK
+    if args.what == "anomaly":
+        from aecodec.bench.anomaly import DEFAULT_SETS, run_anomaly_bench
+
+        folders = [Path(d) for d in args.data.split(",")] if args.data else list(DEFAULT_SETS)
+        for d in folders:
+            if not d.is_dir():
+                raise UsageError(f"bench anomaly: {d} is not a folder of images (--data DIR[,DIR...])")
+        out = Path(args.out or "benchmarks/results/anomaly")
+        run_anomaly_bench(folders, out, model=args.model, limit=args.limit)
+        return EXIT_OK
     raise UsageError(f"unknown benchmark {args.what!r}")
+
+
+def _score_files(items: list[str], suffixes: set[str]) -> list[str]:
+    """Files to score: the named ones, and the image/audio files directly inside named folders."""
+    files: list[str] = []
+    for item in items:
+        if item == "-":
+            raise UsageError("score reads files, not stdin")
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir()
+                           if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in suffixes)
+            if not found:
+                raise UsageError(f"no image or audio files in {p}")
+            files.extend(found)
+        else:
+            files.append(item)
+    return files
+
+
+def cmd_score(args) -> int:
+    """Anomaly scores: bits per pixel (audio: per second) the model needs; heatmaps; thresholds."""
+    from aecodec import analysis, modelfile
+    from aecodec.io import image as image_io
+    from aecodec.io.audio import AUDIO_SUFFIXES
+
+    if args.fpr is not None and not 0 <= args.fpr < 1:
+        raise UsageError("--fpr must be a fraction in [0, 1)")
+    if args.quality is not None and not (args.quality > 0 and math.isfinite(args.quality)):
+        raise UsageError("-q must be a positive number")
+    if args.tile % 64 or not 64 <= args.tile <= 1024:
+        raise UsageError("--tile must be a multiple of 64 in [64, 1024]")
+    if args.vmax is not None and not (args.vmax > 0 and math.isfinite(args.vmax)):
+        raise UsageError("--vmax must be a positive number of bits per pixel")
+    if args.overlay and not args.heatmap:
+        raise UsageError("--overlay needs --heatmap DIR")
+    files = _score_files(args.inputs, IMAGE_INPUTS | AUDIO_SUFFIXES)
+    model = args.model
+    if model is not None and modelfile.is_model_file(model):
+        model = modelfile.load_model_file(model)  # once, and a bad file is one error (exit 1)
+    heat = Path(args.heatmap) if args.heatmap else None
+    results, failed = [], 0
+
+    def emit(doc: dict) -> None:
+        if args.json:
+            print(json.dumps(doc, sort_keys=True), flush=True)
+        else:
+            unit = "bpp" if doc["modality"] == "image" else "bit/s"
+            value = doc["bits_per_pixel"] if doc["modality"] == "image" else doc["bits_per_second"]
+            flag = "  ANOMALOUS" if doc.get("anomalous") else ""
+            print(f"{value:12.4f} {unit:5s} {doc['file']}{flag}", flush=True)
+
+    for f in files:
+        try:
+            if Path(f).suffix.lower() in AUDIO_SUFFIXES:
+                sc = analysis.score_audio(f, quality=args.quality, model=model)
+                doc = {"file": f, "modality": "audio", **sc.to_dict()}
+                value = sc.bits_per_second
+                if heat is not None:
+                    rows = "".join(f"{k / sc.frame_rate:.4f},{b * sc.frame_rate:.1f}\n" for k, b in enumerate(sc.bits_per_frame))
+                    target = heat / (Path(f).stem + ".csv")
+                    write_atomically(str(target), lambda fo: fo.write(("time_s,bits_per_second\n" + rows).encode()), args.force)
+                    doc["heatmap"] = str(target)
+            else:
+                image = image_io.open_image(f)
+                sc = analysis.score_image(image, args.quality, model=model, tile=args.tile)
+                doc = {"file": f, "modality": "image", **sc.to_dict(), "hottest_64": list(sc.hottest_window(64))}
+                value = sc.bits_per_pixel
+                if heat is not None:
+                    target = heat / (Path(f).stem + ".png")
+                    gray = analysis.heatmap_image(sc, args.vmax)
+                    write_atomically(str(target), lambda fo: gray.save(fo, "PNG"), args.force)
+                    doc["heatmap"] = str(target)
+                    doc["heatmap_max_bpp"] = round(float(args.vmax or sc.bpp_map().max()), 5)
+                    if args.overlay:
+                        over = analysis.overlay_image(image, sc, args.vmax)
+                        target = heat / (Path(f).stem + ".overlay.png")
+                        write_atomically(str(target), lambda fo: over.save(fo, "PNG"), args.force)
+                        doc["overlay"] = str(target)
+            if args.threshold is not None:
+                doc["anomalous"] = bool(value > args.threshold)
+        except (AecError, OSError) as exc:
+            failed += 1
+            print(f"aecodec: error: {f}: {' '.join(str(exc).split())}", file=sys.stderr)
+            continue
+        results.append((doc, value))
+        if not args.sort:
+            emit(doc)
+    if args.sort:
+        for doc, _ in sorted(results, key=lambda r: (r[0]["modality"], -r[1])):
+            emit(doc)
+    if args.fpr is not None:
+        for modality, unit in (("image", "bpp"), ("audio", "bit/s")):
+            scores = [v for d, v in results if d["modality"] == modality]
+            if not scores:
+                continue
+            t = analysis.suggest_threshold(scores, args.fpr)
+            doc = {"suggested_threshold": round(t, 6), "fpr": args.fpr, "n": len(scores), "modality": modality}
+            if args.json:
+                print(json.dumps(doc, sort_keys=True))
+            else:
+                note = " (fewer scores than 1/FPR: the largest score)" if args.fpr * len(scores) < 1 else ""
+                print(f"suggested threshold at {100 * args.fpr:g} % false positives over {len(scores)} held-out normal "
+                      f"{modality} files: {t:.4f} {unit}{note}; flag scores above it")
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_train(args) -> int:
@@ -513,7 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="benchmarks: rate-distortion and coder speed")
-    bench.add_argument("what", choices=["image", "audio", "coder"])
+    bench.add_argument("what", choices=["image", "audio", "coder", "anomaly"])
+    bench.add_argument("--model", default=None, help="anomaly: model name or model file (default: the shipped image model)")
     bench.add_argument("--data", help="folder of images (bench image) or audio files (bench audio)")
     bench.add_argument("--codecs", default=None, help="comma-separated; default image: aec,jpeg,webp,avif; audio: aec,opus")
     bench.add_argument("--kind", choices=["speech", "music"], default=None, help="audio: model family (default: guessed)")
@@ -522,6 +638,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=int, default=None, help="only the first N images (audio: files per subset)")
     bench.add_argument("--n", type=int, default=2_000_000, help="symbols (bench coder)")
     bench.set_defaults(func=cmd_bench)
+
+    score = sub.add_parser("score", help="anomaly scores: bits per pixel (audio: per second) the model needs; heatmaps",
+                           description="For each image, the bits per pixel the model needs for it (audio: bits per "
+                                       "second) from its likelihoods, without writing a file: a model trained on normal "
+                                       "data spends more bits on what it finds surprising.")
+    score.add_argument("inputs", nargs="+", metavar="IN", help="image or audio files, or folders of them")
+    score.add_argument("--model", default=None,
+                       help="registry name, 'speech'/'music', or a model file (.safetensors from train --export)")
+    score.add_argument("-q", "--quality", type=float, default=None, help="quality level to score at (default: the model's default)")
+    score.add_argument("--json", action="store_true", help="one JSON object per file on stdout (file, bits_per_pixel / bits_per_second, ...)")
+    score.add_argument("--heatmap", metavar="DIR", help="write DIR/<stem>.png: 8-bit grayscale, brightness ∝ bits per pixel "
+                                                        "(audio: DIR/<stem>.csv, bits per second per latent frame)")
+    score.add_argument("--overlay", action="store_true", help="with --heatmap: also DIR/<stem>.overlay.png, in colour over the image")
+    score.add_argument("--vmax", type=float, default=None, metavar="BPP", help="heatmap: bits per pixel shown as white (default: each map's maximum)")
+    score.add_argument("--sort", action="store_true", help="rank by score, highest first")
+    score.add_argument("--fpr", type=float, default=None, metavar="P",
+                       help="treat the inputs as held-out normal data: print the threshold that flags at most a fraction P of them")
+    score.add_argument("--threshold", type=float, default=None, metavar="T", help="mark files scoring above T as anomalous")
+    score.add_argument("--tile", type=int, default=1024, help="images: window size (multiple of 64, 64..1024)")
+    score.add_argument("-f", "--force", action="store_true", help="overwrite existing heatmaps")
+    score.set_defaults(func=cmd_score)
 
     train = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
     train.add_argument("what", choices=["image", "audio"])

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from aecodec import registry
+from aecodec.modelfile import file_metadata
 from aecodec.models.audio import build_family
 from aecodec.models.image import GainedMeanScaleHyperprior
 from aecodec.train.common import load_checkpoint
@@ -46,6 +47,8 @@ def export_checkpoint(checkpoint: Path, out: Path) -> Path:
     metadata = {"step": str(state.get("step")), "architecture": type(net).__name__, "N": str(net.N), "M": str(net.M)}
     if "family" in extra:
         metadata["family"] = str(extra["family"])
+    # format, architecture and kwargs: the file loads on its own (aecodec.modelfile, `score --model FILE`)
+    metadata.update(file_metadata(net, family=str(extra["family"]) if "family" in extra else None))
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(out)
     return out
