@@ -24,6 +24,7 @@ import io
 import json
 import math
 import struct
+import warnings
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -221,6 +222,11 @@ class EncodeStats:
     kbps: float
     quality: float
     model: str
+    warning: str | None = None  # the requested bitrate is outside the model's range (also a RateWarning)
+
+
+class RateWarning(UserWarning):
+    """The requested bitrate is outside what the model reaches; the nearest quality was used."""
 
 
 def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None = None, *,
@@ -258,11 +264,17 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
     }
     if with_envelope:
         header["audio"]["envelope"] = envelope.NAME
+    scale = headroom_scale(source.peak())  # float input above full scale: coded at 1/scale (SPEC §7.2)
+    if scale != 1.0:
+        header["audio"]["scale"] = _quality_text(scale)
     level = float(quality) - 1.0
     counter = _CountingWriter(fileobj)
-    stream = _resampled((_to_coded(b) for b in source.blocks()), source.sample_rate, net.sample_rate,
-                        source.channels, geo.model_frames)
-    with container.ContainerWriter(counter, header, minor=2 if with_envelope else 0) as writer:
+    coded_blocks = (_to_coded(b) for b in source.blocks())
+    if scale != 1.0:
+        coded_blocks = (b * np.float32(1.0 / scale) for b in coded_blocks)
+    stream = _resampled(coded_blocks, source.sample_rate, net.sample_rate, source.channels, geo.model_frames)
+    minor = 3 if scale != 1.0 else 2 if with_envelope else 0
+    with container.ContainerWriter(counter, header, minor=minor) as writer:
         if source.tags:  # before the segments, so a streaming decoder knows them before any sample
             writer.add_chunk("TAGS", container.canonical_json(source.tags))
         def one(item) -> tuple[bytes, bytes | None]:
@@ -282,8 +294,25 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
             if env_payload is not None:  # right after its segment: a streaming decoder has both together
                 writer.add_chunk("ENVL", env_payload)
     seconds = source.frames / source.sample_rate
-    return EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
-                       float(quality), loaded.variant.name)
+    stats = EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
+                        float(quality), loaded.variant.name)
+    if kbps is not None and stats.kbps and float(quality) in (lo, hi) and abs(stats.kbps / kbps - 1) > 0.2:
+        end = "lowest" if float(quality) == lo else "highest"
+        stats.warning = (f"{kbps:g} kbps is outside the range of the {loaded.variant.name} model: its {end} "
+                         f"quality measured {stats.kbps:.2f} kbps")
+        warnings.warn(stats.warning, RateWarning, stacklevel=2)
+    return stats
+
+
+MAX_SCALE = 1 << 24  # largest audio.scale a file may declare
+
+
+def headroom_scale(peak: float) -> float:
+    """1.0 for audio within full scale, else the peak rounded up to 3 decimals: the encoder codes
+    the samples divided by it, the decoder multiplies them back (float outputs keep the level)."""
+    if not peak > 1.0:
+        return 1.0
+    return min(float(MAX_SCALE), math.ceil(peak * 1000.0) / 1000.0)
 
 
 def _key(segment: int, channel: int) -> int:
@@ -339,6 +368,7 @@ class AudioInfo:
     quality: float
     model: registry.ModelVariant | None
     envelope: bool = False  # ENVL chunks follow the SEGM chunks (SPEC §7.1)
+    scale: float = 1.0  # decoded samples are multiplied by it (float input above full scale, SPEC §7.2)
 
     @property
     def duration(self) -> float:
@@ -372,9 +402,17 @@ def parse_audio_header(header: dict) -> AudioInfo:
     if env is not None and (lay is None or segment % lay.hop or overlap % lay.hop):
         raise HeaderError(f"envelope {env!r} needs a model rate of {sorted(envelope.LAYOUTS)} Hz and segments "
                           "in whole hops")
+    scale = 1.0
+    if "scale" in a:
+        try:
+            scale = float(str(a["scale"])) if isinstance(a["scale"], str) else float("nan")
+        except ValueError:
+            scale = float("nan")
+        if not 1.0 < scale <= MAX_SCALE:
+            raise HeaderError(f"bad scale {a['scale']!r} (a decimal string in (1, {MAX_SCALE}])")
     quality, variant = parse_coding_fields(header)
     return AudioInfo(header, rate, model_rate, channels, frames, segment, overlap, subtype, quality, variant,
-                     env is not None)
+                     env is not None, scale)
 
 
 def read_info(data_or_file) -> AudioInfo:
@@ -474,6 +512,8 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
 
     coded = _resampled(model_rate_blocks(), info.model_rate, out_rate, info.channels, out_frames)
     blocks = (np.clip(_from_coded(b), -1.0, 1.0) for b in coded)
+    if info.scale != 1.0:  # the input's headroom: back to its level (float outputs keep it)
+        blocks = (b * np.float32(info.scale) for b in blocks)
     return Decoded(info, out_rate, tags, blocks)
 
 

@@ -1,20 +1,24 @@
-"""Command line: encode, decode, info, bench, train — thin over the Python API.
+"""Command line: encode, decode, info, compare, bench, train — thin over the Python API.
 
 Exit status: 0 success, 1 runtime error (bad input, bad file, I/O), 2 usage error.
 Outputs are written to a temporary file beside the target and renamed into place
-(never a half-written file); existing files are kept unless ``-f`` is given.
+(never a half-written file) with the permissions the umask gives (0666 & ~umask, like
+cwebp or cp); existing files are kept unless ``-f`` is given. In batch mode each file's
+line is printed as it finishes (``[n/N]`` on a terminal), then a summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,21 +30,54 @@ IMAGE_QUALITY_MAX = int(registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].qualities
 IMAGE_DEFAULT_QUALITY = registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].default_quality
 IMAGE_INPUTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".avif"}
 DECODE_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+IMAGE_FORMATS = {"PNG", "WEBP", "TIFF", "BMP", "JPEG"}
+AUDIO_FORMATS = {"WAV", "FLAC", "OGG", "AIFF"}
 
 
 class UsageError(Exception):
     """Wrong arguments: exit status 2."""
 
 
+def describe(exc: BaseException, path: str | None = None) -> str:
+    """One line for a user: the message, without Python class names or temporary file names."""
+    if isinstance(exc, OSError) and not isinstance(exc, AecError) and exc.strerror:
+        name = exc.filename
+        if name is None or str(name).endswith(".part"):
+            name = path
+        return f"{name}: {exc.strerror}" if name else exc.strerror
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (AecError, UsageError, OSError)) and text:
+        return text
+    return f"unexpected error ({type(exc).__name__}): {text}" if text else f"unexpected error ({type(exc).__name__})"
+
+
+def warn(text: str) -> None:
+    print(f"aecodec: warning: {text}", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------------------------
 # output handling
 
 
-def write_atomically(path: str, data_writer, force: bool) -> None:
-    """Call data_writer(fileobj) on a temporary file, then rename it to path ('-' = stdout)."""
-    if path == "-":
-        import io
+def _umask() -> int:
+    """The process umask, read without changing it where the OS tells it (Linux); else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
+
+def write_atomically(path: str, data_writer, force: bool) -> None:
+    """Call data_writer(fileobj) on a temporary file, then rename it to path ('-' = stdout).
+
+    The file gets 0666 & ~umask (an overwritten file keeps its mode), as open() would give."""
+    if path == "-":
         buf = io.BytesIO()
         data_writer(buf)
         sys.stdout.buffer.write(buf.getvalue())
@@ -50,8 +87,16 @@ def write_atomically(path: str, data_writer, force: bool) -> None:
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists (use -f to overwrite)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
+        mode = target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~_umask()
+    except OSError:
+        mode = 0o666 & ~_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:  # name the output, not the temporary file
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             data_writer(f)
             f.flush()
@@ -80,95 +125,165 @@ class Job:
     auto_name: bool = False  # dst was derived from src (decode may still pick the suffix by modality)
 
 
-def plan_jobs(inputs: list[str], output: str | None, out_suffix: str, in_suffixes: set[str] | None) -> list[Job]:
-    """Map inputs to outputs. Several inputs, a directory input or an output ending in '/' -> DIR/<stem><suffix>."""
-    expanded: list[str] = []
+def _listing(folder: Path, in_suffixes: set[str] | None, recursive: bool) -> list[Path]:
+    """Input files of a folder, sorted; names starting with '.' (files and folders) are skipped."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            f = Path(root) / name
+            if not name.startswith(".") and (in_suffixes is None or f.suffix.lower() in in_suffixes):
+                found.append(f)
+    return found
+
+
+def plan_jobs(inputs: list[str], output: str | None, out_suffix: str, in_suffixes: set[str] | None,
+              recursive: bool = False) -> list[Job]:
+    """Map inputs to outputs. Several inputs, a directory input or an output ending in '/' ->
+    DIR/<stem><suffix> (with -r, DIR/<sub-folders>/<stem><suffix>). Outputs that would collide are
+    refused before anything is coded."""
+    expanded: list[tuple[str, Path | None]] = []  # (file, the folder it was found in)
     for item in inputs:
         p = Path(item)
         if item != "-" and p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and (in_suffixes is None or f.suffix.lower() in in_suffixes))
+            files = _listing(p, in_suffixes, recursive)
             if not files:
-                raise UsageError(f"no input files in directory {p}")
-            expanded.extend(str(f) for f in files)
+                raise UsageError(f"no input files in directory {p}" + ("" if recursive else " (-r goes into sub-folders)"))
+            expanded.extend((str(f), p) for f in files)
         else:
-            expanded.append(item)
+            expanded.append((item, None))
+    srcs = [s for s, _ in expanded]
     batch = len(expanded) > 1 or any(Path(i).is_dir() for i in inputs if i != "-")
     if output is None:
-        if "-" in expanded:
+        if "-" in srcs:
             raise UsageError("reading stdin needs -o (a file or '-')")
-        return [Job(src, str(Path(src).with_suffix(out_suffix)), True) for src in expanded]
-    if batch or output.endswith(("/", os.sep)) or (Path(output).is_dir() and output != "-"):
+        jobs = [Job(src, str(Path(src).with_suffix(out_suffix)), True) for src in srcs]
+    elif batch or output.endswith(("/", os.sep)) or (Path(output).is_dir() and output != "-"):
         if output == "-":
             raise UsageError("several inputs cannot all go to stdout")
-        if "-" in expanded:
+        if "-" in srcs:
             raise UsageError("stdin cannot be combined with other inputs")
+        if batch and Path(output).suffix and not output.endswith(("/", os.sep)) and not Path(output).is_dir():
+            raise UsageError(f"several inputs need an output folder, not the file name {output!r} "
+                             f"(write {output}/ to make a folder of that name)")
         out_dir = Path(output)
-        return [Job(src, str(out_dir / (Path(src).stem + out_suffix)), True) for src in expanded]
-    return [Job(expanded[0], output)]
+        jobs = []
+        for src, folder in expanded:
+            rel = Path(src).relative_to(folder).parent if folder is not None else Path()
+            jobs.append(Job(src, str(out_dir / rel / (Path(src).stem + out_suffix)), True))
+    else:
+        jobs = [Job(srcs[0], output)]
+    _refuse_collisions(jobs)
+    return jobs
+
+
+def _refuse_collisions(jobs: list[Job]) -> None:
+    """Two inputs that would write one output (a.wav and a.png -> a.aec): a usage error, before coding.
+    Derived names are compared without their suffix (decode picks .wav or .png by the file's kind)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        if job.dst == "-":
+            continue
+        key = os.path.normcase(os.path.abspath(job.dst))
+        if job.auto_name:
+            key = os.path.splitext(key)[0]
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {job.src} would both be written to {job.dst}; "
+                             "rename one or code them into different folders")
+        seen[key] = job.src
+
+
+class Reporter:
+    """Prints each file's line as it finishes ([n/N] on a terminal in batch mode), keeps the results."""
+
+    def __init__(self, total: int, as_json: bool, quiet: bool):
+        self.total, self.as_json, self.quiet = total, as_json, quiet
+        self.done = self.failed = self.usage = 0
+        self.tty = sys.stderr.isatty()
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+
+    def report(self, info: dict) -> None:
+        with self.lock:
+            self.done += 1
+            prefix = f"[{self.done}/{self.total}] " if self.tty and self.total > 1 else ""
+            for text in info.pop("warnings", []):
+                warn(f"{info['input']}: {text}")
+            line = info.pop("line", None)
+            if not info["ok"]:
+                self.failed += 1
+                self.usage += info.pop("usage", False)
+                print(f"{prefix}aecodec: error: {info['input']}: {info['error']}", file=sys.stderr, flush=True)
+            elif not self.quiet and not self.as_json and line:
+                print(prefix + line, file=sys.stderr, flush=True)
+            info.pop("usage", None)
+
+    def summary(self) -> None:
+        if self.total > 1 and not self.quiet and not self.as_json:
+            ok = self.done - self.failed
+            print(f"aecodec: {ok} of {self.total} files done" + (f", {self.failed} failed" if self.failed else "")
+                  + f" in {time.perf_counter() - self.t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def run_jobs(jobs: list[Job], work, workers: int, as_json: bool, quiet: bool) -> int:
-    """Run work(job) -> dict for each job; report each line; failures do not stop the others."""
-    results, failed = [], 0
+    """Run work(job) -> dict for each job; report each as it finishes; failures do not stop the others.
 
-    def one(job: Job):
+    ``--json`` prints the summary document on stdout, or on stderr when stdout carries a coded file
+    (``-o -``), so the two never mix."""
+    reporter = Reporter(len(jobs), as_json, quiet)
+    results: list[dict | None] = [None] * len(jobs)
+
+    def one(job: Job) -> dict:
         t0 = time.perf_counter()
         try:
             info = work(job)
             info.update(input=job.src, output=job.dst, ok=True, seconds=round(time.perf_counter() - t0, 4))
-        except BrokenPipeError:  # stdout is gone: not this file's failure, nothing more can be reported
+        except (BrokenPipeError, KeyboardInterrupt, MemoryError):  # not this file's failure: stop
             raise
-        except (AecError, OSError, FileExistsError) as exc:
-            info = {"input": job.src, "output": job.dst, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        except UsageError as exc:
+            info = {"input": job.src, "output": job.dst, "ok": False, "error": describe(exc), "usage": True}
+        except Exception as exc:  # noqa: BLE001 - any failure of one file: report it, code the others
+            info = {"input": job.src, "output": job.dst, "ok": False, "error": describe(exc, job.dst)}
         return info
 
     if workers > 1 and len(jobs) > 1:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-        with ThreadPoolExecutor(workers) as pool:
-            outcomes = list(pool.map(one, jobs))
+        pool = ThreadPoolExecutor(workers)
+        try:
+            futures = {pool.submit(one, job): i for i, job in enumerate(jobs)}
+            for fut in as_completed(futures):
+                info = fut.result()
+                reporter.report(info)
+                results[futures[fut]] = info
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
-        outcomes = [one(j) for j in jobs]
-    for info in outcomes:
-        results.append(info)
-        if not info["ok"]:
-            failed += 1
-            print(f"aecodec: error: {info['input']}: {info['error']}", file=sys.stderr)
-        elif not quiet and not as_json:
-            print(info.pop("line"), file=sys.stderr)
-        info.pop("line", None)
+        for i, job in enumerate(jobs):
+            results[i] = one(job)
+            reporter.report(results[i])
+    reporter.summary()
     if as_json:
-        doc = results[0] if len(results) == 1 else {"files": results, "failed": failed}
-        print(json.dumps(doc, indent=2, sort_keys=True))
-    return EXIT_ERROR if failed else EXIT_OK
+        doc = results[0] if len(results) == 1 else {"files": results, "failed": reporter.failed}
+        to_stderr = any(job.dst == "-" for job in jobs)
+        print(json.dumps(doc, indent=2, sort_keys=True), file=sys.stderr if to_stderr else sys.stdout)
+    if reporter.usage:
+        return EXIT_USAGE
+    return EXIT_ERROR if reporter.failed else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------
 # commands
 
 
-def encode_image_to_target(image, target_bpp: float, model, tile: int) -> tuple[bytes, float]:
-    """Highest quality whose file is at most target_bpp (bisection over the continuous quality)."""
-    from aecodec.codec import compress_image
-
-    pixels = image.size[0] * image.size[1]
-    lo, hi = 1.0, 8.0
-    best = compress_image(image, lo, model=model, tile=tile)
-    best_q = lo
-    if 8 * len(best) / pixels > target_bpp:
-        return best, best_q  # even the lowest quality is above target: give the smallest
-    top = compress_image(image, hi, model=model, tile=tile)
-    if 8 * len(top) / pixels <= target_bpp:
-        return top, hi
-    for _ in range(7):
-        mid = round((lo + hi) / 2, 3)
-        data = compress_image(image, mid, model=model, tile=tile)
-        if 8 * len(data) / pixels <= target_bpp:
-            best, best_q, lo = data, mid, mid
-        else:
-            hi = mid
-    return best, best_q
+def _not_for(args, options: dict[str, bool], kind: str, warnings_out: list) -> None:
+    """Options given that do not apply to this kind of file: a warning each, once per run."""
+    said = args.__dict__.setdefault("_warned", set())
+    for flag, given in options.items():
+        if given and flag not in said:
+            said.add(flag)
+            warnings_out.append(f"{flag} does not apply to {kind}; ignored")
 
 
 AUDIO_MAGICS = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM", b"RF64", b".snd", b"caff")
@@ -195,13 +310,17 @@ def cmd_encode(args) -> int:
         raise UsageError("-q and --target-bpp exclude each other")
     if args.quality is not None and args.bitrate is not None:
         raise UsageError("-q and -b exclude each other")
+    if args.strip and args.keep_metadata:
+        raise UsageError("--strip and --keep-metadata exclude each other")
     if args.target_bpp is not None and not (args.target_bpp > 0 and math.isfinite(args.target_bpp)):
         raise UsageError("--target-bpp must be a positive number")
     if args.bitrate is not None and not (0 < args.bitrate <= 1000 and math.isfinite(args.bitrate)):
         raise UsageError("-b must be a bitrate in kbps, in (0, 1000]")
-    if args.quality is not None and not (1 <= args.quality <= IMAGE_QUALITY_MAX):
+    if args.quality is not None and not (1 <= args.quality <= IMAGE_QUALITY_MAX and math.isfinite(args.quality)):
         raise UsageError(f"-q must be between 1 and {IMAGE_QUALITY_MAX} (audio: 1 and 3), got {args.quality:g}")
-    jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS | AUDIO_SUFFIXES)
+    if args.tile is not None and not (64 <= args.tile <= codec.MAX_TILE and args.tile % 64 == 0):
+        raise UsageError(f"--tile must be a multiple of 64 in [64, {codec.MAX_TILE}], got {args.tile}")
+    jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS | AUDIO_SUFFIXES, args.recursive)
 
     def work(job: Job) -> dict:
         if job.dst != "-" and Path(job.dst).exists() and not args.force:
@@ -209,8 +328,6 @@ def cmd_encode(args) -> int:
         raw = read_input(job.src) if job.src == "-" else None
         if is_audio_input(job.src, raw[:16] if raw is not None else None):
             return encode_audio_job(job, raw, args)
-        if args.bitrate is not None:
-            raise InputError("-b (kbps) is for audio; images take -q or --target-bpp")
         return encode_image_job(job, raw, args, codec)
 
     return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
@@ -220,18 +337,34 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
     from aecodec.bench.metrics import psnr_rgb
     from aecodec.io import image as image_io
 
+    if args.bitrate is not None:
+        raise UsageError("-b (kbps) is for audio; images take -q or --target-bpp")
+    notes: list[str] = []
+    _not_for(args, {"--no-envelope": args.no_envelope}, "images", notes)
     t0 = time.perf_counter()
     image = image_io.open_image(raw if raw is not None else job.src)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"{image.format or 'image'} with {frames} frames: only the first frame is coded")
+    removed = image_io.apply_metadata_policy(image, "none" if args.strip else "all" if args.keep_metadata else "default")
+    if removed:
+        notes.append(f"{removed} removed (--keep-metadata keeps it)")
+    tile = args.tile or codec.DEFAULT_TILE
     q = codec.DEFAULT_QUALITY if args.quality is None else args.quality
     if args.target_bpp is not None:
-        data, q = encode_image_to_target(image, args.target_bpp, args.model, args.tile)
+        result = codec.compress_image_to_target(image, args.target_bpp, model=args.model, tile=tile)
+        data, q = result.data, result.quality
+        if result.warning:
+            notes.append(result.warning)
     else:
-        data = codec.compress_image(image, q, model=args.model, tile=args.tile)
+        data = codec.compress_image(image, q, model=args.model, tile=tile)
     write_atomically(job.dst, lambda f: f.write(data), args.force)
     seconds = time.perf_counter() - t0
     w, h = image.size
     info = {"modality": "image", "bytes": len(data), "bpp": round(8 * len(data) / (w * h), 5), "width": w,
             "height": h, "quality": q, "encode_seconds": round(seconds, 4)}
+    if args.target_bpp is not None:
+        info["target_bpp"] = args.target_bpp
     line = f"{job.src} -> {job.dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, q {q:g}, {seconds:.2f} s"
     if args.psnr:
         decoded = codec.decompress_image(data, model=args.model)
@@ -239,6 +372,8 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
         info["psnr_rgb"] = round(psnr_rgb(ref, image_io.to_planes(decoded).rgb), 4)
         line += f", PSNR {info['psnr_rgb']:.2f} dB"
     info["line"] = line
+    if notes:
+        info["warnings"] = notes
     return info
 
 
@@ -247,25 +382,40 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
     from aecodec.io import audio as audio_io
 
     if args.target_bpp is not None:
-        raise InputError("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
-    t0 = time.perf_counter()
+        raise UsageError("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
+    notes: list[str] = []
+    _not_for(args, {"--psnr": args.psnr, "--tile": args.tile is not None}, "audio", notes)
     source = audio_io.open_audio(raw if raw is not None else job.src)
     try:
+        loaded = audio.choose_model(source.sample_rate, source.channels, args.bitrate, args.model)
+        lo, hi = loaded.variant.qualities
+        if args.quality is not None and not lo <= args.quality <= hi:
+            raise UsageError(f"-q must be between {lo:g} and {hi:g} for audio ({loaded.variant.name}), "
+                             f"got {args.quality:g}")
+        if args.strip:
+            source.tags = {}
+        t0 = time.perf_counter()  # after the model is loaded: the real-time factor is the coding's
         stats: list = []
         write_atomically(job.dst, lambda f: stats.append(
-            audio.encode(source, f, args.bitrate, quality=args.quality, model=args.model,
+            audio.encode(source, f, args.bitrate, quality=args.quality, model=loaded,
                          envelope_on=False if args.no_envelope else None)), args.force)
     finally:
         source.close()
     st = stats[0]
+    if st.warning:
+        notes.append(st.warning)
     seconds = time.perf_counter() - t0
     speed = st.seconds_audio / seconds if seconds > 0 else float("inf")
     info = {"modality": "audio", "bytes": st.bytes, "kbps": round(st.kbps, 3), "duration": round(st.seconds_audio, 3),
             "sample_rate": source.sample_rate, "channels": source.channels, "model": st.model,
             "quality": st.quality, "encode_seconds": round(seconds, 4), "realtime_factor": round(speed, 2)}
+    if args.bitrate is not None:
+        info["requested_kbps"] = args.bitrate
     info["line"] = (f"{job.src} -> {job.dst}: {st.bytes} bytes, {st.kbps:.2f} kbps, {st.seconds_audio:.2f} s "
                     f"{source.sample_rate} Hz ×{source.channels}, {st.model} q {st.quality:g}, {seconds:.2f} s "
                     f"({speed:.1f}× real time)")
+    if notes:
+        info["warnings"] = notes
     return info
 
 
@@ -276,7 +426,7 @@ def _output_format(dst: str, fmt: str | None) -> str:
         return "PNG"
     suffix = Path(dst).suffix.lower()
     if suffix not in DECODE_FORMATS:
-        raise InputError(f"cannot tell the output format from {dst!r}; use .png, .webp, .tif, .bmp or .jpg")
+        raise UsageError(f"cannot tell the image output format from {dst!r}; use .png, .webp, .tif, .bmp or .jpg")
     return DECODE_FORMATS[suffix]
 
 
@@ -285,7 +435,7 @@ def cmd_decode(args) -> int:
     from aecodec.io import image as image_io
 
     suffix = "." + (args.format or "png").lower()
-    jobs = plan_jobs(args.inputs, args.output, suffix, {".aec"})
+    jobs = plan_jobs(args.inputs, args.output, suffix, {".aec"}, args.recursive)
 
     def work(job: Job) -> dict:
         data = read_input(job.src)
@@ -295,7 +445,9 @@ def cmd_decode(args) -> int:
                 job.dst = str(Path(job.dst).with_suffix(".wav"))
             return decode_audio_job(job, data, args)
         if args.rate is not None:
-            raise InputError("--rate is for audio files")
+            raise UsageError("--rate is for audio files")
+        if args.format and args.format.upper() not in IMAGE_FORMATS:
+            raise UsageError(f"--format {args.format} is an audio format; images decode to png, webp, tiff, bmp or jpeg")
         t0 = time.perf_counter()
         fmt = _output_format(job.dst, args.format)
         if job.dst != "-" and Path(job.dst).exists() and not args.force:
@@ -315,10 +467,12 @@ def decode_audio_job(job: Job, data: bytes, args) -> dict:
     from aecodec import audio
     from aecodec.io import audio as audio_io
 
-    t0 = time.perf_counter()
+    audio.read_info(data)  # a damaged header is the file's fault (exit 1), before the options' (exit 2)
+    if args.format and args.format.upper() not in AUDIO_FORMATS:
+        raise UsageError(f"--format {args.format} is an image format; audio decodes to wav, flac, ogg or aiff")
+    if job.dst != "-" and not args.format and Path(job.dst).suffix.lower() not in audio_io.OUTPUT_FORMATS:
+        raise UsageError(f"cannot tell the audio output format from {job.dst!r}; use .wav, .flac, .ogg or .aiff")
     fmt = audio_io.output_format(job.dst, args.format)
-    if fmt not in set(audio_io.OUTPUT_FORMATS.values()):
-        raise InputError(f"audio decodes to .wav, .flac, .ogg or .aiff, not {fmt}")
     if job.dst != "-" and Path(job.dst).exists() and not args.force:
         raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
     rate = None
@@ -329,7 +483,10 @@ def decode_audio_job(job: Job, data: bytes, args) -> dict:
             rate = int(args.rate)
         except ValueError:
             raise UsageError(f"--rate must be a number of Hz or 'model', got {args.rate!r}") from None
+        if not audio_io.MIN_RATE <= rate <= audio_io.MAX_RATE:
+            raise UsageError(f"--rate must be in [{audio_io.MIN_RATE}, {audio_io.MAX_RATE}] Hz, got {rate}")
     dec = audio.decode(data, sample_rate=rate, model=args.model)
+    t0 = time.perf_counter()  # after the model is loaded
     frames = 0
 
     def write_blocks(f):
@@ -348,21 +505,34 @@ def decode_audio_job(job: Job, data: bytes, args) -> dict:
             f"{kbps:.2f} kbps, {seconds:.2f} s ({speed:.1f}× real time)")
     return {"modality": "audio", "frames": frames, "sample_rate": dec.sample_rate, "channels": dec.info.channels,
             "bytes": len(data), "kbps": round(kbps, 3), "decode_seconds": round(seconds, 4),
-            "realtime_factor": round(speed, 2), "line": line}
+            "realtime_factor": round(speed, 2), "subtype": audio_io.output_subtype(fmt, dec.info.subtype),
+            "line": line}
 
 
-def cmd_info(args) -> int:
+def verify_file(data: bytes) -> None:
+    """Decode the whole file without writing anything: every chunk CRC, the index and trailer,
+    and every tile's or segment's CRC of decoded symbols; raises on the first problem."""
+    from aecodec import audio, codec, container
+
+    modality = container.ContainerReader(data).header.get("modality")
+    if modality == "audio":
+        for _ in audio.decode(data).blocks:
+            pass
+    else:
+        codec.decompress_image(data)
+
+
+def describe_file(name: str, data: bytes) -> dict:
     from aecodec import container
 
-    data = read_input(args.input)
     reader = container.ContainerReader(data)
-    chunks = reader.index() if args.input != "-" else []
+    chunks = reader.index()  # bytes in memory: random access works for stdin too
     counts: dict[str, int] = {}
     sizes: dict[str, int] = {}
     for c in chunks:
         counts[c.tag] = counts.get(c.tag, 0) + 1
         sizes[c.tag] = sizes.get(c.tag, 0) + c.length
-    doc = {"file": args.input, "bytes": len(data), "version": f"{reader.major}.{reader.minor}", "header": reader.header,
+    doc = {"file": name, "bytes": len(data), "version": f"{reader.major}.{reader.minor}", "header": reader.header,
            "header_bytes": reader.header_bytes,
            "header_deflated": bool(reader.flags & container.FLAG_DEFLATE_HEADER),
            "chunks": {t: {"count": counts[t], "bytes": sizes[t]} for t in sorted(counts)}}
@@ -374,13 +544,15 @@ def cmd_info(args) -> int:
         doc["kbps"] = round(8 * len(data) / 1000 / doc["duration"], 4)
     if isinstance(img, dict) and isinstance(img.get("width"), int) and isinstance(img.get("height"), int):
         doc["bpp"] = round(8 * len(data) / max(1, img["width"] * img["height"]), 5)
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
-        return EXIT_OK
-    h = reader.header
+    return doc
+
+
+def print_description(doc: dict) -> None:
+    h = doc["header"]
+    img, aud = h.get("image"), h.get("audio")
     stored = "deflated" if doc["header_deflated"] else "JSON"
-    print(f"{args.input}: aec {doc['version']}, {len(data)} bytes, modality {h.get('modality')}, "
-          f"header {reader.header_bytes} bytes ({stored})")
+    print(f"{doc['file']}: aec {doc['version']}, {doc['bytes']} bytes, modality {h.get('modality')}, "
+          f"header {doc['header_bytes']} bytes ({stored})" + (", verified" if doc.get("verified") else ""))
     if isinstance(h.get("model"), dict):
         m = h["model"]
         print(f"  model   {m.get('name')} (id {m.get('id')}, weights {m.get('weights')}), quality {h.get('quality')}")
@@ -393,10 +565,108 @@ def cmd_info(args) -> int:
         print(f"  audio   {aud.get('sample_rate')} Hz ×{aud.get('channels')} ({aud.get('coding')}), "
               f"{aud.get('frames')} frames" + (f" = {doc['duration']} s, {doc['kbps']} kbps" if "kbps" in doc else "")
               + f", model rate {aud.get('model_rate')} Hz, segment {aud.get('segment')}"
-              + (f", envelope {aud['envelope']}" if "envelope" in aud else ""))
+              + (f", envelope {aud['envelope']}" if "envelope" in aud else "")
+              + (f", scale {aud['scale']}" if "scale" in aud else ""))
     for tag, c in doc["chunks"].items():
         print(f"  chunk   {tag} ×{c['count']}, {c['bytes']} bytes")
+
+
+def cmd_info(args) -> int:
+    if args.inputs.count("-") > 1:
+        raise UsageError("stdin ('-') can be read once")
+    docs, failed = [], 0
+    for name in args.inputs:
+        try:
+            data = read_input(name)
+            doc = describe_file(name, data)
+            if args.verify:
+                verify_file(data)
+                doc["verified"] = True
+        except (BrokenPipeError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad file: report it, describe the others
+            failed += 1
+            print(f"aecodec: error: {name}: {describe(exc, name)}", file=sys.stderr)
+            docs.append({"file": name, "ok": False, "error": describe(exc, name)})
+            continue
+        doc["ok"] = True
+        docs.append(doc)
+        if not args.json:
+            print_description(doc)
+    if args.json:
+        print(json.dumps(docs[0] if len(docs) == 1 else {"files": docs, "failed": failed}, indent=2, sort_keys=True))
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    """How close a decode is to its original: PSNR and MS-SSIM for images, log-mel distance,
+    STOI and SI-SDR for audio (the benchmark's metrics)."""
+    from aecodec.io.audio import AUDIO_SUFFIXES
+
+    paths = [args.original, args.decoded]
+    audio_side = [is_audio_input(p) for p in paths]
+    if audio_side[0] != audio_side[1]:
+        raise UsageError("compare takes two images or two audio files")
+    if audio_side[0] or Path(args.original).suffix.lower() in AUDIO_SUFFIXES:
+        doc = _compare_audio(*paths)
+        line = (f"{args.decoded} vs {args.original}: log-mel distance {doc['log_mel']:.3f}, "
+                f"STOI {doc['stoi']:.3f}, SI-SDR {doc['si_sdr']:.2f} dB")
+    else:
+        doc = _compare_images(*paths)
+        line = (f"{args.decoded} vs {args.original}: PSNR-RGB {doc['psnr_rgb']:.2f} dB"
+                + (f", MS-SSIM {doc['ms_ssim_rgb']:.4f}" if doc["ms_ssim_rgb"] is not None else
+                   ", MS-SSIM n/a (a side under 161 pixels)"))
+    print(json.dumps(doc, indent=2, sort_keys=True) if args.json else line)
     return EXIT_OK
+
+
+def _load_for_compare(path: str):
+    from aecodec import codec
+    from aecodec.io import image as image_io
+
+    if Path(path).suffix.lower() == ".aec":
+        return codec.decompress_image(Path(path).read_bytes())
+    return image_io.open_image(path)
+
+
+def _compare_images(original: str, decoded: str) -> dict:
+    from aecodec.bench.metrics import ms_ssim_rgb, psnr_rgb
+    from aecodec.io import image as image_io
+
+    a, b = (image_io.to_planes(_load_for_compare(p)).rgb for p in (original, decoded))
+    if a.shape != b.shape:
+        raise InputError(f"the images differ in size: {a.shape[1]}×{a.shape[0]} and {b.shape[1]}×{b.shape[0]}")
+    psnr = psnr_rgb(a, b)
+    return {"modality": "image", "original": original, "decoded": decoded, "width": a.shape[1], "height": a.shape[0],
+            "psnr_rgb": round(psnr, 4) if math.isfinite(psnr) else None, "ms_ssim_rgb": ms_ssim_rgb(a, b)}
+
+
+def _compare_audio(original: str, decoded: str) -> dict:
+    import numpy as np
+
+    from aecodec.bench import audio_metrics
+    from aecodec.io import audio as audio_io
+
+    def load(path):
+        src = audio_io.open_audio(path)
+        try:
+            data = np.concatenate(list(src.blocks()) or [np.zeros((0, src.channels), np.float32)])
+        finally:
+            src.close()
+        return data, src.sample_rate
+
+    (a, ra), (b, rb) = load(original), load(decoded)
+    if a.shape[1] != b.shape[1]:
+        raise InputError(f"the files differ in channels: {a.shape[1]} and {b.shape[1]}")
+    if rb != ra:
+        b = audio_metrics.resample(b, rb, ra)
+    n = min(len(a), len(b))
+    if n < ra // 4:
+        raise InputError("too short to compare (under 0.25 s)")
+    a, b = a[:n], b[:n]
+    return {"modality": "audio", "original": original, "decoded": decoded, "sample_rate": ra, "frames": n,
+            "log_mel": round(audio_metrics.log_mel(a, b, ra), 4), "stoi": round(audio_metrics.stoi(a, b, ra), 4),
+            "si_sdr": round(audio_metrics.si_sdr(a, b), 3)}
 
 
 def _codec_list(text: str | None, default: tuple[str, ...]) -> list[str]:
@@ -554,12 +824,12 @@ def cmd_train(args) -> int:
     if args.what == "image":
         from aecodec.train.image import ImageTrainConfig, train_image
 
-        if len(args.data) != 1:
-            raise UsageError("train image takes one --data folder")
-        cfg = ImageTrainConfig(data=Path(args.data[0]), out=Path(args.out), steps=args.steps,
+        widths = {"hyperprior": (96, 160), "context": (128, 192)}[args.arch]
+        cfg = ImageTrainConfig(data=[Path(d) for d in args.data], out=Path(args.out), steps=args.steps,
                                batch_size=args.batch_size or 8, crop=args.crop, lr=args.lr or 2e-4,
-                               device=args.device, N=args.N, M=args.M, init=init, threads=args.threads,
-                               precision=args.precision, compile=args.compile)
+                               device=args.device, N=args.N or widths[0], M=args.M or widths[1], init=init,
+                               threads=args.threads, precision=args.precision, compile=args.compile,
+                               arch=args.arch)
         ckpt = train_image(cfg)
     elif args.what == "audio":
         from aecodec.train.audio import AudioTrainConfig, train_audio
@@ -586,16 +856,20 @@ def cmd_train(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from aecodec import __version__
 
-    ap = argparse.ArgumentParser(prog="aecodec", description="Learned image compression with checked bitstreams.")
+    ap = argparse.ArgumentParser(prog="aecodec", description="Learned image and audio compression with checked bitstreams.")
     ap.add_argument("--version", action="version", version=f"aecodec {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    ap.subcommands = sub.choices  # main() reports a mistyped flag with the subcommand's usage
 
     def common(p, what):
         p.add_argument("inputs", nargs="+", metavar="IN", help=f"{what} files or directories; '-' reads stdin")
         p.add_argument("-o", "--output", metavar="OUT", help="output file, '-' for stdout, or DIR/ for batch mode")
         p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
         p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel workers in batch mode")
-        p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+        p.add_argument("-r", "--recursive", action="store_true",
+                       help="batch: also code the files in sub-folders (mirrored under OUT/); names starting with '.' are skipped")
+        p.add_argument("--json", action="store_true",
+                       help="machine-readable summary on stdout (on stderr when -o - puts the coded file on stdout)")
         p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
         p.add_argument("--model", default=None,
                        help="model variant; audio: speech or music (default: speech for mono ≤ 24 kHz, else music)")
@@ -606,12 +880,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"quality, fractions allowed: images 1 (smallest) .. {IMAGE_QUALITY_MAX}, default {IMAGE_DEFAULT_QUALITY:g}; "
                           "audio 1 .. 3, default 2")
     enc.add_argument("-b", "--bitrate", type=float, default=None, metavar="KBPS",
-                     help="audio: target bitrate in kbps (speech model ≈ 3/6/12, music ≈ 12/24/48 per channel)")
+                     help="audio: target total bitrate in kbps, as opusenc's --bitrate (speech model ≈ 4–9, music ≈ "
+                          "17–120); outside the model's range the nearest quality is used with a warning")
     enc.add_argument("--no-envelope", action="store_true",
                      help="audio: do not send the band-energy envelope (on by default; ~1.4 kbps per channel of speech)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
-    enc.add_argument("--tile", type=int, default=1024, help="tile size in pixels (multiple of 64, 64..1024)")
-    enc.add_argument("--psnr", action="store_true", help="also decode and report PSNR-RGB")
+    enc.add_argument("--tile", type=int, default=None, help="images: tile size in pixels (multiple of 64, 64..1024; default 1024)")
+    enc.add_argument("--psnr", action="store_true", help="images: also decode and report PSNR-RGB")
+    enc.add_argument("--strip", action="store_true",
+                     help="drop all metadata (EXIF, ICC profile; audio: text tags)")
+    enc.add_argument("--keep-metadata", action="store_true",
+                     help="keep all metadata as it is, GPS location included (default: EXIF without its GPS "
+                          "block, ICC profile, audio tags)")
     enc.set_defaults(func=cmd_encode)
 
     dec = sub.add_parser("decode", help="decompress .aec files (images to .png, audio to .wav by default)")
@@ -622,10 +902,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="audio: output sample rate (default: the original rate; 'model' skips resampling)")
     dec.set_defaults(func=cmd_decode)
 
-    info = sub.add_parser("info", help="describe an .aec file")
-    info.add_argument("input", metavar="FILE")
+    info = sub.add_parser("info", help="describe .aec files (header, chunks, rate)")
+    info.add_argument("inputs", nargs="+", metavar="FILE", help="aec files; '-' reads stdin")
+    info.add_argument("--verify", action="store_true",
+                      help="also decode everything (nothing written) and check every CRC: exit 1 if a file is damaged")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
+
+    cmp = sub.add_parser("compare", help="how close a decoded file is to its original (PSNR, MS-SSIM; log-mel, STOI)")
+    cmp.add_argument("original", metavar="ORIGINAL")
+    cmp.add_argument("decoded", metavar="DECODED", help="the decoded file (an .aec image is decoded first)")
+    cmp.add_argument("--json", action="store_true")
+    cmp.set_defaults(func=cmd_compare)
 
     bench = sub.add_parser("bench", help="benchmarks: rate-distortion and coder speed")
     bench.add_argument("what", choices=["image", "audio", "coder", "anomaly"])
@@ -678,8 +966,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", metavar="WEIGHTS", help="start a new run from exported .safetensors weights")
     train.add_argument("--export", metavar="FILE", help="write the trained weights as safetensors when done")
     train.add_argument("--crop", type=int, default=128, help="image: crop size")
-    train.add_argument("--N", type=int, default=96, help="image: hidden channels")
-    train.add_argument("--M", type=int, default=160, help="image: latent channels")
+    train.add_argument("--arch", default="context", choices=["context", "hyperprior"],
+                       help="image: context (v7: channel groups + checkerboard; --init with hyperprior weights "
+                            "grows them) or hyperprior (v6)")
+    train.add_argument("--N", type=int, default=None, help="image: hidden channels (default 128 context, 96 hyperprior)")
+    train.add_argument("--M", type=int, default=None, help="image: latent channels (default 192 context, 160 hyperprior)")
     train.add_argument("--family", default="speech", choices=["speech", "music"], help="audio: model family")
     train.add_argument("--seconds", type=float, default=0.5, help="audio: excerpt length")
     train.set_defaults(func=cmd_train)
@@ -689,14 +980,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # a mistyped flag: the subcommand's usage, not the top-level one
+            parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     if getattr(args, "jobs", 1) < 1:
         print("aecodec: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     import signal
-    import threading
     import warnings
 
     if not sys.warnoptions:  # torch deprecations, Pillow's notes: not for CLI users (-W brings them back)
@@ -713,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_ERROR
     except (AecError, OSError) as exc:
-        print(f"aecodec: error: {exc}", file=sys.stderr)
+        print(f"aecodec: error: {describe(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("aecodec: interrupted", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,8 @@ IMAGE_ALIGN = 64
 TILE_HEAD = struct.Struct("<III")  # z bytes, y bytes, crc32 of the decoded symbols
 DEFAULT_QUALITY = registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].default_quality
 
-__all__ = ["compress_image", "decompress_image", "read_info", "ImageInfo", "DEFAULT_TILE", "DEFAULT_QUALITY"]
+__all__ = ["compress_image", "compress_image_to_target", "TargetResult", "TargetBppWarning", "decompress_image",
+           "read_info", "ImageInfo", "DEFAULT_TILE", "DEFAULT_QUALITY"]
 
 
 def _resolve(model) -> registry.LoadedModel:
@@ -181,8 +183,18 @@ def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, 
     return x_hat[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def compress_image(image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE) -> bytes:
-    """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 10, fractional allowed."""
+def compress_image(image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE,
+                   target_bpp: float | None = None) -> bytes:
+    """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 10, fractional allowed.
+
+    ``target_bpp``: instead of ``quality``, the highest quality whose file has at most that many
+    bits per pixel (see compress_image_to_target); a ``TargetBppWarning`` says when the model's
+    range of qualities cannot reach it."""
+    if target_bpp is not None:
+        result = compress_image_to_target(image, target_bpp, model=model, tile=tile)
+        if result.warning:
+            warnings.warn(result.warning, TargetBppWarning, stacklevel=2)
+        return result.data
     buf = io.BytesIO()
     write_image(buf, image, quality, model=model, tile=tile)
     return buf.getvalue()
@@ -196,7 +208,7 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
         raise InputError(f"quality must be between {lo:g} and {hi:g}, got {quality!r}")
     if tile < IMAGE_ALIGN or tile % IMAGE_ALIGN or tile > MAX_TILE:
         raise InputError(f"tile must be a multiple of {IMAGE_ALIGN} in [64, {MAX_TILE}], got {tile}")
-    planes = image_io.to_planes(image)
+    planes = image.planes if isinstance(image, _PlanesImage) else image_io.to_planes(image)
     width, height = planes.size
     precision = loaded.net.entropy_bottleneck.entropy_coder_precision
     header = {
@@ -222,6 +234,71 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
             writer.add_chunk("ICCP", planes.icc)
         if planes.exif:
             writer.add_chunk("EXIF", planes.exif)
+
+
+class TargetBppWarning(UserWarning):
+    """compress_image(target_bpp=) could not reach the target inside the model's quality range."""
+
+
+@dataclass
+class TargetResult:
+    """What compress_image_to_target chose: the file, its quality and rate, and whether the
+    target was reachable (``warning`` says why not, else None)."""
+
+    data: bytes
+    quality: float
+    bpp: float
+    target_bpp: float
+    warning: str | None = None
+
+
+def compress_image_to_target(image, target_bpp: float, *, model=None, tile: int = DEFAULT_TILE,
+                             steps: int = 8) -> TargetResult:
+    """The highest quality whose file has at most ``target_bpp`` bits per pixel: bisection over
+    the model's whole continuous quality range (from the registry), on real file sizes.
+
+    Unreachable targets are not an error: below the lowest quality's rate the lowest quality is
+    returned, above the highest quality's rate the highest; ``warning`` then says so."""
+    if isinstance(target_bpp, bool) or not isinstance(target_bpp, (int, float)) or not (
+            np.isfinite(target_bpp) and target_bpp > 0):
+        raise InputError(f"target bits per pixel must be a positive number, got {target_bpp!r}")
+    loaded = _resolve(model)
+    planes = image_io.to_planes(image)  # converted once, coded at every step
+    pixels = planes.size[0] * planes.size[1]
+    lo, hi = (float(q) for q in loaded.variant.qualities)
+
+    def code(q: float) -> tuple[bytes, float]:
+        data = compress_image(_PlanesImage(planes), q, model=loaded, tile=tile)
+        return data, 8 * len(data) / pixels
+
+    best, best_bpp = code(lo)
+    if best_bpp > target_bpp:
+        return TargetResult(best, lo, best_bpp, float(target_bpp),
+                            f"target {target_bpp:g} bpp is below the lowest quality's rate: "
+                            f"quality {lo:g} gives {best_bpp:.4f} bpp")
+    top, top_bpp = code(hi)
+    if top_bpp <= target_bpp:
+        return TargetResult(top, hi, top_bpp, float(target_bpp),
+                            f"target {target_bpp:g} bpp is above the highest quality's rate: "
+                            f"quality {hi:g} gives {top_bpp:.4f} bpp")
+    best_q, a, b = lo, lo, hi
+    for _ in range(steps):
+        mid = round((a + b) / 2, 3)
+        if mid in (a, b):
+            break
+        data, rate = code(mid)
+        if rate <= target_bpp:
+            best, best_bpp, best_q, a = data, rate, mid, mid
+        else:
+            b = mid
+    return TargetResult(best, best_q, best_bpp, float(target_bpp))
+
+
+class _PlanesImage:
+    """Already converted ImagePlanes passed back through compress_image without a second conversion."""
+
+    def __init__(self, planes):
+        self.planes = planes
 
 
 @dataclass

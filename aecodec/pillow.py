@@ -1,7 +1,12 @@
-"""Pillow plugin: ``import aecodec.pillow`` and ``Image.open("x.aec")`` decodes aec images.
+"""Pillow plugin: ``import aecodec.pillow``; then ``Image.open("x.aec")`` decodes aec images and
+``image.save("x.aec", quality=6)`` (or ``target_bpp=0.5``) encodes them.
 
     Image.open ─_accept(magic)─> AecImageFile._open: header -> size, mode
     .load() ─AecDecoder─> aecodec.codec.decompress_image(whole file) -> raw pixels
+    .save ─_save─> aecodec.codec.compress_image(image, quality | target_bpp) -> file
+
+Save options: ``quality`` is aecodec's 1 (smallest) .. 10 scale, not JPEG's 0..100; ``icc_profile``
+and ``exif`` default to the image's own, as with Pillow's PNG and WebP writers.
 """
 
 from __future__ import annotations
@@ -63,7 +68,32 @@ class AecDecoder(ImageFile.PyDecoder):
         return -1, 0
 
 
+def _save(im: Image.Image, fp, filename) -> None:
+    from aecodec.codec import DEFAULT_QUALITY, compress_image
+
+    opts = im.encoderinfo
+    image = im
+    icc, exif = opts.get("icc_profile", im.info.get("icc_profile")), opts.get("exif", im.info.get("exif"))
+    if hasattr(exif, "tobytes"):  # an Image.Exif object
+        exif = exif.tobytes()
+    if icc != im.info.get("icc_profile") or exif != im.info.get("exif"):
+        image = im.copy()
+        for key, value in (("icc_profile", icc), ("exif", exif)):
+            image.info.pop(key, None)
+            if value:
+                image.info[key] = value
+    try:
+        if opts.get("target_bpp") is not None:
+            data = compress_image(image, model=opts.get("model"), target_bpp=opts["target_bpp"])
+        else:
+            data = compress_image(image, opts.get("quality", DEFAULT_QUALITY), model=opts.get("model"))
+    except AecError as exc:
+        raise ValueError(f"cannot save as aec: {exc}") from None
+    fp.write(data)
+
+
 Image.register_open(FORMAT, AecImageFile, _accept)
+Image.register_save(FORMAT, _save)
 Image.register_decoder("aec", AecDecoder)
 Image.register_extension(FORMAT, ".aec")
 Image.register_mime(FORMAT, "image/x-aec")

@@ -160,13 +160,16 @@ def test_zero_length_audio_round_trips(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["encode", "{wav}", "-o", "{out}.aec", "--target-bpp", "0.5"], 1),  # image option on audio
+    # usage mistakes exit 2 even when only the file's kind shows them (issue 17, bug 10)
+    (["encode", "{wav}", "-o", "{out}.aec", "--target-bpp", "0.5"], 2),  # image option on audio
     (["encode", "{wav}", "-o", "{out}.aec", "-b", "0"], 2),
     (["encode", "{wav}", "-o", "{out}.aec", "-b", "6", "-q", "2"], 2),
-    (["encode", "{wav}", "-o", "{out}.aec", "-q", "5"], 1),  # audio qualities are 1..3
-    (["encode", "{png}", "-o", "{out}.aec", "-b", "6"], 1),  # audio option on an image
-    (["decode", "{aec}", "-o", "{out}.png"], 1),  # audio decoded to an image format
-    (["decode", "{aec}", "-o", "{out}.wav", "--rate", "12"], 1),
+    (["encode", "{wav}", "-o", "{out}.aec", "-q", "5"], 2),  # audio qualities are 1..3
+    (["encode", "{png}", "-o", "{out}.aec", "-b", "6"], 2),  # audio option on an image
+    (["encode", "{png}", "-o", "{out}.aec", "--tile", "100"], 2),
+    (["decode", "{aec}", "-o", "{out}.png"], 2),  # audio decoded to an image format
+    (["decode", "{aec}", "-o", "{out}.wav", "--rate", "12"], 2),
+    (["decode", "{aec}", "-o", "{out}.wav", "--format", "png"], 2),
 ])
 def test_option_mismatches(tmp_path, capsys, argv, expected):
     from PIL import Image

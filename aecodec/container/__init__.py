@@ -38,7 +38,7 @@ from aecodec.errors import (
 
 MAGIC = b"\x89AEC"
 TRAILER_MAGIC = b"AEC\x1a"
-MAJOR, MINOR = 1, 2  # MINOR: the newest minor version this module knows
+MAJOR, MINOR = 1, 3  # MINOR: the newest minor version this module knows
 PREAMBLE = struct.Struct("<4sBBHII")  # magic, major, minor, flags, header_len, header_crc32
 CHUNK_HEAD = struct.Struct("<I4s")  # payload length, tag
 CRC = struct.Struct("<I")

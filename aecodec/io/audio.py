@@ -53,6 +53,26 @@ class AudioSource:
             done += len(block)
             yield block
 
+    def peak(self) -> float:
+        """Largest absolute sample. Integer formats cannot exceed 1.0; float ones can (headroom):
+        for those one pass over the (seekable) stream, which is then rewound."""
+        if self.subtype not in ("FLOAT", "DOUBLE") or not getattr(self._file, "seekable", lambda: False)():
+            return 1.0
+        import soundfile as sf
+
+        peak = 0.0
+        try:
+            while True:
+                block = self._file.read(BLOCK, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                check_finite(block)
+                peak = max(peak, float(np.abs(block).max()))
+            self._file.seek(0)
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise InputError(f"cannot read audio samples: {exc}") from None
+        return peak
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -80,6 +100,8 @@ def open_audio(src: str | Path | bytes | BinaryIO) -> AudioSource:
         if not MIN_RATE <= f.samplerate <= MAX_RATE:
             raise InputError(f"sample rate {f.samplerate} Hz outside [{MIN_RATE}, {MAX_RATE}]")
         frames = f.frames
+        if (f.subtype or "").startswith("MPEG") and f.seekable():
+            frames = _count_frames(f)  # libsndfile's MP3 length is an estimate (bitrate × size)
         if frames < 0 or frames > 2**32 - 1:
             raise InputError("audio length unknown or too long")
         tags = {}
@@ -94,6 +116,23 @@ def open_audio(src: str | Path | bytes | BinaryIO) -> AudioSource:
     except BaseException:
         f.close()
         raise
+
+
+def _count_frames(f) -> int:
+    """Frames a seekable stream really holds (one decoding pass, bounded memory), then rewind."""
+    import soundfile as sf
+
+    n = 0
+    try:
+        while True:
+            got = len(f.read(BLOCK, dtype="float32", always_2d=True))
+            if not got:
+                break
+            n += got
+        f.seek(0)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise InputError(f"cannot read audio samples: {exc}") from None
+    return n
 
 
 def array_source(samples: np.ndarray, sample_rate: int) -> AudioSource:
@@ -127,6 +166,12 @@ def array_source(samples: np.ndarray, sample_rate: int) -> AudioSource:
             self.pos += len(out)
             return out
 
+        def seekable(self):
+            return True
+
+        def seek(self, pos):
+            self.pos = pos
+
         def close(self):
             pass
 
@@ -144,13 +189,29 @@ def output_format(dst: str, fmt: str | None) -> str:
     return OUTPUT_FORMATS[suffix]
 
 
-def output_subtype(fmt: str, wanted: str | None) -> str:
-    """The original subtype when the output format can hold it, else a sensible default."""
-    import soundfile as sf
+# What each output format is written with. The original sample format is kept where the output
+# format holds it; the input's codec (MP3's MPEG_LAYER_III, Vorbis, ADPCM, ...) is never reused
+# for a PCM container: libsndfile refuses most such pairs ("unsupported encoding").
+PCM_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+OUTPUT_SUBTYPES = {
+    "WAV": ("PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+    "AIFF": ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+    "FLAC": ("PCM_S8", "PCM_16", "PCM_24"),
+    "OGG": ("VORBIS",),
+}
 
-    if wanted and sf.check_format(fmt, wanted):
+
+def output_subtype(fmt: str, wanted: str | None) -> str:
+    """The original subtype when the output format can hold it (and it is a sample format, not
+    another codec), else the nearest one it holds: float to FLAC is 24-bit, the rest 16-bit."""
+    allowed = OUTPUT_SUBTYPES.get(fmt.upper(), ("PCM_16",))
+    if wanted in allowed:
         return wanted
-    return {"OGG": "VORBIS"}.get(fmt, "PCM_16")
+    if wanted in ("FLOAT", "DOUBLE", "PCM_32") and "PCM_24" in allowed:
+        return "PCM_24"
+    if wanted == "PCM_S8" and "PCM_U8" in allowed:
+        return "PCM_U8"
+    return "PCM_16" if "PCM_16" in allowed else allowed[0]
 
 
 def open_writer(fileobj: BinaryIO, sample_rate: int, channels: int, fmt: str, subtype: str | None, tags: dict):

@@ -108,6 +108,35 @@ def _to_planes(image: Image.Image | np.ndarray) -> ImagePlanes:
     return ImagePlanes(np.asarray(image.convert("RGB")).copy(), None, "RGB", 8, icc, exif)
 
 
+GPS_IFD = 0x8825  # EXIF tag of the GPS block (location)
+
+
+def apply_metadata_policy(image: Image.Image, policy: str) -> str | None:
+    """Metadata the encoder carries, changed in ``image.info`` in place. ``"all"``: everything as it
+    is; ``"none"``: no EXIF, no ICC profile (cwebp's ``-metadata none``); ``"default"``: the ICC
+    profile and the EXIF without its GPS block (the location is the part people do not mean to
+    share). Returns what was removed, for a note to the user, or None."""
+    if policy == "all":
+        return None
+    if policy == "none":
+        removed = [k for k in ("exif", "icc_profile") if image.info.pop(k, None)]
+        return None if not removed else " and ".join("EXIF" if k == "exif" else "ICC profile" for k in removed)
+    data = image.info.get("exif")
+    if not data:
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(data)
+        if GPS_IFD not in exif:
+            return None
+        del exif[GPS_IFD]
+        image.info["exif"] = exif.tobytes()
+    except Exception:  # noqa: BLE001 - EXIF Pillow cannot parse: not carried rather than carried with a location
+        image.info.pop("exif", None)
+        return "unreadable EXIF"
+    return "GPS location in EXIF"
+
+
 def array_to_image(arr: np.ndarray) -> Image.Image:
     if arr.dtype != np.uint8:
         raise InputError(f"arrays must be uint8 (H×W, H×W×3 or H×W×4), got {arr.dtype}")
