@@ -14,4 +14,8 @@ def __getattr__(name):
         from aecodec import codec
 
         return getattr(codec, name)
+    if name in ("score_image", "score_audio", "image_features", "audio_features", "image_latents"):
+        from aecodec import analysis  # anomaly scores, heatmaps and latent features
+
+        return getattr(analysis, name)
     raise AttributeError(name)

@@ -38,10 +38,21 @@ FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 << 20  # safetensors' own limit is 100 MB; ours: a model header is a few kB
 USER_MODEL_ID = 65535  # not a shipped model (same as registry.from_network)
 
-# Architecture name (the network's class) -> (modality, the registry's inference builder).
+
+def _context_hyperprior(**kwargs):
+    """The channel-group + checkerboard context model (``aecodec.models.context``), for inference."""
+    try:
+        from aecodec.models.context import ContextHyperprior
+    except ImportError:
+        raise ModelError("this aecodec has no ContextHyperprior architecture") from None
+    return ContextHyperprior(**kwargs, inference=True)
+
+
+# Architecture name (the network's class) -> (modality, inference builder: the registry's where it has one).
 # A new architecture that should be loadable from model files adds its line here.
 ARCHITECTURES = {
     "GainedMeanScaleHyperprior": ("image", registry._image_hyperprior),
+    "ContextHyperprior": ("image", _context_hyperprior),
     "AudioHyperprior": ("audio", registry._audio_hyperprior),
 }
 
@@ -60,8 +71,11 @@ def _architecture_kwargs(net, family: str | None) -> dict:
         return dict(config)
     if family is not None:
         return dict(AUDIO_FAMILIES[family])
-    return {"N": int(net.N), "M": int(net.M), "levels": int(net.levels),
-            "precision": int(net.entropy_bottleneck.entropy_coder_precision)}
+    kwargs = {"N": int(net.N), "M": int(net.M), "levels": int(net.levels),
+              "precision": int(net.entropy_bottleneck.entropy_coder_precision)}
+    if getattr(net, "groups", None) is not None:  # channel groups of a context model
+        kwargs["groups"] = [int(g) for g in net.groups]
+    return kwargs
 
 
 def file_metadata(net, family: str | None = None) -> dict[str, str]:
@@ -165,7 +179,9 @@ def _fits(path: Path, info: dict) -> None:
     try:
         with torch.device("meta"):
             net = build(**info["kwargs"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+    except ModelError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, KeyError, ZeroDivisionError) as exc:
         raise ModelFileError(f"{path}: cannot build {info['architecture']} from {info['kwargs']}: {exc}") from None
     tensors = info["tensors"]
     for key, value in net.state_dict().items():
