@@ -48,7 +48,7 @@ def describe(exc: BaseException, path: str | None = None) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, (AecError, UsageError, OSError)) and text:
         return text
-    return f"unexpected error ({type(exc).__name__}): {text}" if text else f"unexpected error ({type(exc).__name__})"
+    return f"unexpected error: {text}" if text else f"unexpected error ({type(exc).__name__})"
 
 
 def warn(text: str) -> None:
@@ -1010,6 +1010,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aecodec: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for users; AECODEC_TRACEBACK=1 shows it
+        if os.environ.get("AECODEC_TRACEBACK"):
+            raise
+        print(f"aecodec: error: {describe(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
