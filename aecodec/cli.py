@@ -207,7 +207,7 @@ class Reporter:
         with self.lock:
             self.done += 1
             prefix = f"[{self.done}/{self.total}] " if self.tty and self.total > 1 else ""
-            for text in info.pop("warnings", []):
+            for text in info.get("warnings", []):  # kept in the JSON document too
                 warn(f"{info['input']}: {text}")
             line = info.pop("line", None)
             if not info["ok"]:
@@ -604,7 +604,10 @@ def cmd_compare(args) -> int:
     from aecodec.io.audio import AUDIO_SUFFIXES
 
     paths = [args.original, args.decoded]
-    audio_side = [is_audio_input(p) for p in paths]
+    if "-" in paths:
+        raise UsageError("compare reads files, not stdin")
+    audio_side = [_aec_modality(p) == "audio" if Path(p).suffix.lower() == ".aec" else is_audio_input(p)
+                  for p in paths]
     if audio_side[0] != audio_side[1]:
         raise UsageError("compare takes two images or two audio files")
     if audio_side[0] or Path(args.original).suffix.lower() in AUDIO_SUFFIXES:
@@ -618,6 +621,13 @@ def cmd_compare(args) -> int:
                    ", MS-SSIM n/a (a side under 161 pixels)"))
     print(json.dumps(doc, indent=2, sort_keys=True) if args.json else line)
     return EXIT_OK
+
+
+def _aec_modality(path: str) -> str | None:
+    from aecodec import container
+
+    with open(path, "rb") as f:
+        return container.ContainerReader(f).header.get("modality")
 
 
 def _load_for_compare(path: str):
@@ -648,6 +658,10 @@ def _compare_audio(original: str, decoded: str) -> dict:
     from aecodec.io import audio as audio_io
 
     def load(path):
+        if Path(path).suffix.lower() == ".aec":  # an aec file: its decode at the original rate
+            from aecodec import audio
+
+            return audio.read(path)
         src = audio_io.open_audio(path)
         try:
             data = np.concatenate(list(src.blocks()) or [np.zeros((0, src.channels), np.float32)])

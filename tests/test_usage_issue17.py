@@ -482,6 +482,12 @@ def test_compare_images_and_audio(tmp_path, capsys):
     assert run(["decode", tmp_path / "w.aec", "-o", tmp_path / "w.wav"], capsys)[0] == 0
     code, out, _ = run(["compare", w, tmp_path / "w.wav"], capsys)
     assert code == 0 and "log-mel" in out and "STOI" in out
+    code, out, _ = run(["compare", w, tmp_path / "w.wav", "--json"], capsys)
+    code2, out2, _ = run(["compare", w, tmp_path / "w.aec", "--json"], capsys)  # an .aec file is decoded first
+    a, b = json.loads(out), json.loads(out2)
+    assert code == code2 == 0 and abs(a["log_mel"] - b["log_mel"]) < 0.01 and abs(a["stoi"] - b["stoi"]) < 0.01
+    code, out, _ = run(["compare", src, tmp_path / "a.aec", "--json"], capsys)
+    assert code == 0 and json.loads(out)["psnr_rgb"] == doc["psnr_rgb"]
     code, _, err = run(["compare", src, w], capsys)
     assert code == 2
     code, _, err = run(["compare", src, write_png(tmp_path / "c.png", 32, 32)], capsys)
