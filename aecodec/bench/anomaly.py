@@ -13,11 +13,13 @@ Per defect: how often the score (bits per pixel) rises over the clean image's, a
 hottest 64×64 window (``ImageScore.hottest_window``, stepped by 16 px) overlaps the defect's box
 ("hit") or has its centre inside it ("centre hit"); against two controls: the clean image's own
 hottest window overlapping the same box, and the chance that a random window position overlaps it.
+Also: how often the bits of the latent cells under the defect rise (a local score).
 
 Retrieval: gallery = every clean image of all sets; queries = each image as JPEG q30, a 90 % crop
 (each side, at a random offset) and resized to 80 % (Lanczos); recall@1 = the query's nearest
 gallery image by cosine similarity is its original. A thumbnail baseline (16×16 RGB of the whole
-image, mean removed, L2-normalised) is measured beside it.
+image, mean removed, L2-normalised) is measured beside it. Two harder queries are reported beside
+them: a random 50 % crop (each side) and a mirror image.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from aecodec.bench.machine import describe_machine
 DEFAULT_SETS = (Path("../shared/data/images/kodak"), Path("../shared/data/images/eval/mcmaster18"))
 DEFECTS = ("text", "impulse", "foreign")
 QUERIES = ("jpeg30", "crop90", "resize80")
+EXTRA_QUERIES = ("crop50", "hflip")  # harder ones, reported beside the three asked for
 WINDOW = 64
 SEED = 2026
 
@@ -80,6 +83,13 @@ def add_defect(rgb: np.ndarray, kind: str, rng: np.random.Generator, other: np.n
     return out, (x, y, size, size)
 
 
+def _box_bits(score, box) -> float:
+    """Bits of the latent cells that overlap the box."""
+    c = score.cell
+    x, y, w, h = box
+    return float(score.bits_map[y // c : -(-(y + h) // c), x // c : -(-(x + w) // c)].sum())
+
+
 def _overlaps(win, box) -> bool:
     wx, wy, ww, wh = win
     bx, by, bw, bh = box
@@ -115,6 +125,12 @@ def make_query(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
         return rgb[y : y + ch, x : x + cw].copy()
     if kind == "resize80":
         return np.asarray(Image.fromarray(rgb).resize((int(round(0.8 * w)), int(round(0.8 * h))), Image.LANCZOS))
+    if kind == "crop50":
+        ch, cw = h // 2, w // 2
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        return rgb[y : y + ch, x : x + cw].copy()
+    if kind == "hflip":
+        return rgb[:, ::-1].copy()
     raise ValueError(f"unknown query {kind!r}")
 
 
@@ -159,6 +175,8 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
                 rows.append({"set": folder.name, "image": path.name, "defect": kind, "box": list(box),
                              "clean_bpp": round(clean.bits_per_pixel, 5), "defect_bpp": round(s.bits_per_pixel, 5),
                              "rises": s.bits_per_pixel > clean.bits_per_pixel,
+                             "box_bits_clean": round(_box_bits(clean, box), 1),
+                             "box_bits_defect": round(_box_bits(s, box), 1),
                              "hottest": list(win), "hit": _overlaps(win, box), "centre_hit": _centre_in(win, box),
                              "clean_hottest_hits": _overlaps(clean_win, box), "chance": round(_chance(w, h, box), 4)})
                 if example and path.stem == example:
@@ -173,14 +191,15 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
 
     # retrieval
     t0 = time.perf_counter()
-    gallery, thumbs, query_feats = [], [], {k: [] for k in QUERIES}
-    query_thumbs = {k: [] for k in QUERIES}
+    kinds = QUERIES + EXTRA_QUERIES
+    gallery, thumbs, query_feats = [], [], {k: [] for k in kinds}
+    query_thumbs = {k: [] for k in kinds}
     for j, (set_name, path) in enumerate(gallery_paths):
         rgb = _load(path)
         gallery.append(analysis.image_features(rgb, model=loaded))
         thumbs.append(thumbnail_features(rgb))
         rng = np.random.default_rng([SEED, 7, j])
-        for kind in QUERIES:
+        for kind in kinds:
             qimg = make_query(rgb, kind, rng)
             query_feats[kind].append(analysis.image_features(qimg, model=loaded))
             query_thumbs[kind].append(thumbnail_features(qimg))
@@ -188,7 +207,7 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
     truth = np.arange(len(gallery_paths))
     retrieval = {kind: {"recall_at_1": _recall(gallery, np.stack(query_feats[kind]), truth),
                         "thumbnail_recall_at_1": _recall(thumbs, np.stack(query_thumbs[kind]), truth)}
-                 for kind in QUERIES}
+                 for kind in kinds}
     all_q = np.concatenate([np.stack(query_feats[k]) for k in QUERIES])
     all_t = np.concatenate([np.stack(query_thumbs[k]) for k in QUERIES])
     retrieval["all"] = {"recall_at_1": _recall(gallery, all_q, np.tile(truth, len(QUERIES))),
@@ -198,6 +217,7 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
     def rates(sel: list[dict]) -> dict:
         return {"n": len(sel),
                 "score_rises": float(np.mean([r["rises"] for r in sel])),
+                "defect_box_bits_rise": float(np.mean([r["box_bits_defect"] > r["box_bits_clean"] for r in sel])),
                 "median_relative_increase": float(np.median([r["defect_bpp"] / r["clean_bpp"] - 1 for r in sel])),
                 "hottest_window_hits": float(np.mean([r["hit"] for r in sel])),
                 "hottest_window_centre_hits": float(np.mean([r["centre_hit"] for r in sel])),
@@ -218,11 +238,14 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
         "machine": describe_machine(), "torch_threads": 1,
         "definitions": {
             "score_rises": "bits per pixel of the image with the defect > of the clean image",
+            "defect_box_bits_rise": "bits of the latent cells under the defect's box > the same cells' bits in the clean image",
             "hottest_window_hits": "the 64x64 window (16 px steps) with the most bits overlaps the defect's box",
             "hottest_window_centre_hits": "that window's centre lies inside the defect's box",
             "control_clean_hottest_hits": "the clean image's hottest window overlaps the same box",
             "control_chance": "fraction of window positions that overlap the box (a random window's hit rate)",
             "recall_at_1": "the nearest clean image (cosine of image_features) is the query's original",
+            "all": "the three queries asked for (jpeg30, crop90, resize80) together; crop50 (a random half of each "
+                   "side) and hflip (mirrored) are harder extras",
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
