@@ -1,6 +1,7 @@
 """Audio training: real steps on generated clips, resume, rate controller state, export, DDP with two CPU processes."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -81,3 +82,49 @@ def test_ddp_two_cpu_processes(audio_folder, tmp_path):
 def test_missing_audio_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         train_audio(AudioTrainConfig(data=[tmp_path], out=tmp_path / "run", steps=1))
+
+
+def test_distortion_terms_sum_to_the_v1_loss():
+    """terms() are the v1 loss' pieces: their v1-weighted sum is forward() (the v1 path is unchanged)."""
+    loss = SpectralDistortion(16000, (256, 512, 1024), 64, 5.0, mel_windows=(128, 2048))
+    x = torch.from_numpy(speechlike(0.5, 16000))[None, None]
+    x_hat = x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    t = loss.terms(x_hat, x)
+    assert set(t) == {"sc", "logmag", "mel", "waveform", "multimel"}
+    torch.testing.assert_close(t["sc"] + t["logmag"] + t["mel"] + 5.0 * t["waveform"], loss(x_hat, x))
+    assert float(t["multimel"]) > 0 and float(loss.terms(x, x)["multimel"]) == 0
+
+
+def test_balancer_gives_each_term_its_weighted_share_of_the_gradient():
+    """EnCodec's balancer: whatever the terms' natural scales (here 1 and 1000), each term's
+    contribution to the gradient on x̂ has norm norm·w_i/Σw on the first step."""
+    from aecodec.train.audio import Balancer
+    from aecodec.train.common import Distributed
+
+    leaf = torch.randn(2, 1, 64, requires_grad=True)
+    target = torch.randn(2, 1, 64)
+    terms = {"a": (leaf - target).abs().mean(), "b": 1000.0 * (leaf - target).pow(2).mean()}
+    bal = Balancer({"a": 1.0, "b": 3.0}, norm=8.0)
+    g = bal.gradient(terms, leaf, Distributed())
+    ga = torch.autograd.grad((leaf - target).abs().mean(), leaf)[0]
+    gb = torch.autograd.grad((leaf - target).pow(2).mean(), leaf)[0]
+    expected = 8.0 * (0.25 * ga / ga.norm() + 0.75 * gb / gb.norm())
+    torch.testing.assert_close(g, expected)
+    assert Balancer({"a": 1.0, "b": 0.0}, 1.0).weights == {"a": 1.0}  # zero weights drop the term
+
+
+def test_balanced_run_with_multiscale_mel_trains_and_resumes(audio_folder, tmp_path):
+    run = tmp_path / "run"
+    cfg = AudioTrainConfig(data=[audio_folder], out=run, family="speech", steps=4, batch_size=2, seconds=0.2,
+                           log_every=1, checkpoint_every=1, threads=1, straight_through_from=0.0,
+                           balance={"sc": 1, "logmag": 1, "mel": 1, "waveform": 0.1, "multimel": 2},
+                           mel_windows=(128, 512), init_log_beta=(-3.0, -7.0, -9.0), log_beta_min=-12.0, stop_at=2)
+    train_audio(cfg)
+    assert log_steps(run) == [1, 2]  # stop_at pauses the run with a checkpoint
+    first = json.loads((run / "train.log").read_text().splitlines()[1])
+    assert first["beta"][2] < math.exp(-8.0)  # init_log_beta used, below v1's clamp floor
+    cfg.stop_at = None
+    train_audio(cfg)
+    assert log_steps(run) == [1, 2, 3, 4]
+    start = json.loads((run / "train.log").read_text().splitlines()[0])
+    assert start["balance"]["multimel"] == 2 and start["mel_windows"] == [128, 512]

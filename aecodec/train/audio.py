@@ -64,6 +64,15 @@ class AudioTrainConfig:
     rate_eta: float = 0.01  # rate controller step on log β
     gain_lr_factor: float = 20.0
     fft_sizes: tuple[int, ...] = field(default=())
+    # v2 (issue 16): None keeps v1's loss (terms summed; the log-magnitude term's gradient on x̂
+    # is ~40x the mel term's and ~5000x the waveform term's, so it alone steers the decoder).
+    # A dict {term: weight} balances the terms' gradients on x̂ instead (EnCodec's balancer).
+    balance: dict | None = None
+    mel_windows: tuple[int, ...] = field(default=())  # extra multi-scale log-mel terms (DAC style)
+    balance_norm: float = 70.0  # norm of the balanced distortion gradient on x̂ (v1's was ~70: keeps β's scale)
+    init_log_beta: tuple[float, ...] | None = None  # start of the rate controller (new runs)
+    log_beta_min: float = -8.0
+    stop_at: int | None = None  # pause the run after this step (checkpointed; the schedule still spans ``steps``)
 
 
 def load_signals(folders: list[Path], sample_rate: int) -> list[np.ndarray]:
@@ -115,19 +124,50 @@ class SpectralDistortion(nn.Module):
     """Multi-resolution STFT loss (spectral convergence + log magnitude, Yamamoto et al. 2020)
     plus a log-mel L1 term on the largest resolution and a waveform L1 term."""
 
-    def __init__(self, sample_rate: int, fft_sizes: tuple[int, ...], n_mels: int, waveform_weight: float):
+    def __init__(self, sample_rate: int, fft_sizes: tuple[int, ...], n_mels: int, waveform_weight: float,
+                 mel_windows: tuple[int, ...] = ()):
         super().__init__()
         self.fft_sizes = tuple(fft_sizes)
-        for n in self.fft_sizes:
+        self.mel_windows = tuple(mel_windows)
+        for n in sorted(set(self.fft_sizes) | set(self.mel_windows)):
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
         bank = mel_filterbank(sample_rate, max(self.fft_sizes), n_mels)
         self.register_buffer("mel", torch.from_numpy(bank), persistent=False)
+        for n in self.mel_windows:  # DAC's multi-scale mel: fewer mel bands for short windows
+            bands = max(8, min(n_mels * 2, n // 8))
+            self.register_buffer(f"mel_{n}", torch.from_numpy(mel_filterbank(sample_rate, n, bands)), persistent=False)
         self.waveform_weight = waveform_weight
 
     def _mag(self, x: Tensor, n: int) -> Tensor:
         spec = torch.stft(x.reshape(-1, x.shape[-1]), n, hop_length=n // 4, window=getattr(self, f"window_{n}"),
                           return_complex=True)
         return spec.abs().clamp_min(1e-7)
+
+    def terms(self, x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
+        """The distortion's terms separately, each [B] (``forward`` is their v1 weighted sum)."""
+        sc_sum = logmag = x.new_zeros(x.shape[0])
+        for n in self.fft_sizes:
+            a, b = self._mag(x_hat, n), self._mag(x, n)
+            sc_sum = sc_sum + torch.linalg.norm(a - b, dim=(1, 2)) / torch.linalg.norm(b, dim=(1, 2)).clamp_min(1e-5)
+            logmag = logmag + (a.log() - b.log()).abs().mean(dim=(1, 2))
+            if n == max(self.fft_sizes):
+                mel_a = torch.log(torch.einsum("mf,bft->bmt", self.mel, a.pow(2)) + 1e-5)
+                mel_b = torch.log(torch.einsum("mf,bft->bmt", self.mel, b.pow(2)) + 1e-5)
+                mel = (mel_a - mel_b).abs().mean(dim=(1, 2))
+        out = {"sc": sc_sum / len(self.fft_sizes), "logmag": logmag / len(self.fft_sizes), "mel": mel,
+               "waveform": (x_hat - x).abs().flatten(1).mean(1)}
+        if self.mel_windows:
+            multi = x.new_zeros(x.shape[0])
+            for n in self.mel_windows:
+                bank = getattr(self, f"mel_{n}")
+                w = getattr(self, f"window_{n}")
+                pa = torch.stft(x_hat.reshape(-1, x.shape[-1]), n, n // 4, window=w, return_complex=True).abs().pow(2)
+                pb = torch.stft(x.reshape(-1, x.shape[-1]), n, n // 4, window=w, return_complex=True).abs().pow(2)
+                ma = torch.log(torch.einsum("mf,bft->bmt", bank, pa) + 1e-5)
+                mb = torch.log(torch.einsum("mf,bft->bmt", bank, pb) + 1e-5)
+                multi = multi + (ma - mb).abs().mean(dim=(1, 2))
+            out["multimel"] = multi / len(self.mel_windows)
+        return out
 
     def forward(self, x_hat: Tensor, x: Tensor) -> Tensor:
         """[B, 1, T] pairs -> per-excerpt distortion [B] (the loss takes its mean)."""
@@ -142,6 +182,34 @@ class SpectralDistortion(nn.Module):
                 mel_term = (mel_a - mel_b).abs().mean(dim=(1, 2))
         waveform = (x_hat - x).abs().flatten(1).mean(1)
         return total / len(self.fft_sizes) + mel_term + self.waveform_weight * waveform
+
+
+class Balancer:
+    """EnCodec's loss balancer (Défossez et al. 2022, §3.4) over the distortion terms.
+
+    Each term's gradient on the decoder output x̂ is rescaled so that its share of the total is its
+    weight, whatever its natural scale: g = norm · Σ_i (w_i / Σw) · g_i / EMA(‖g_i‖). Without it the
+    summed v1 loss was steered by its log-magnitude term alone (see benchmarks/results/audio/
+    diagnosis.md). The norms' running means are all-reduced under DDP so every rank scales alike.
+    """
+
+    def __init__(self, weights: dict, norm: float, decay: float = 0.99):
+        self.weights = {k: float(v) for k, v in weights.items() if float(v) > 0}
+        self.norm, self.decay = float(norm), decay
+        self.ema: dict[str, float] = {}
+
+    def gradient(self, terms: dict[str, Tensor], leaf: Tensor, env) -> Tensor:
+        grads = [torch.autograd.grad(terms[k], leaf, retain_graph=True)[0] for k in self.weights]
+        norms = torch.stack([g.norm() for g in grads])
+        if env.world_size > 1:
+            dist.all_reduce(norms)
+            norms /= env.world_size
+        total = sum(self.weights.values())
+        out = torch.zeros_like(leaf)
+        for (k, w), g, n in zip(self.weights.items(), grads, norms.tolist()):
+            self.ema[k] = n if k not in self.ema else self.decay * self.ema[k] + (1 - self.decay) * n
+            out += (self.norm * w / total / max(self.ema[k], 1e-12)) * g
+        return out
 
 
 def default_fft_sizes(sample_rate: int) -> tuple[int, ...]:
@@ -178,7 +246,9 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
     length = max(model.align, int(round(cfg.seconds * sr / model.align)) * model.align)
     data = ExcerptDataset(load_signals(cfg.data, sr), length, cfg.seed + 1000 * env.rank)
     fft_sizes = cfg.fft_sizes or default_fft_sizes(sr)
-    distortion = SpectralDistortion(sr, fft_sizes, 64 if sr <= 24000 else 80, cfg.waveform_weight).to(env.device)
+    distortion = SpectralDistortion(sr, fft_sizes, 64 if sr <= 24000 else 80, cfg.waveform_weight,
+                                    cfg.mel_windows).to(env.device)
+    balancer = Balancer(cfg.balance, cfg.balance_norm) if cfg.balance else None
     quantiles = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     gains = [model.gain, model.inv_gain]
     others = [p for n, p in model.named_parameters() if not n.endswith("quantiles") and n not in ("gain", "inv_gain")]
@@ -201,14 +271,18 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(cfg.init)))
+    if not ckpt.exists() and cfg.init_log_beta is not None:  # a new run: the rate controller's start
+        log_beta = torch.tensor([float(b) for b in cfg.init_log_beta], device=env.device)
     net = wrap_ddp(model, env)
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
     log.write(event="start", family=cfg.family, step=step, steps=cfg.steps, batch_size=cfg.batch_size,
               samples=length, lr=cfg.lr, precision=cfg.precision, compile=cfg.compile, fft_sizes=list(fft_sizes),
-              world_size=env.world_size, device=str(env.device))
+              world_size=env.world_size, device=str(env.device),
+              **({"balance": cfg.balance, "balance_norm": cfg.balance_norm, "mel_windows": list(cfg.mel_windows),
+                  "straight_through_from": cfg.straight_through_from, "init": str(cfg.init)} if cfg.balance else {}))
     t_last, window = time.time(), []
     model.train()
-    while step < cfg.steps:
+    while step < (min(cfg.steps, cfg.stop_at) if cfg.stop_at else cfg.steps):
         lr = learning_rate(step, cfg.steps, cfg.lr)
         optimizer.param_groups[0]["lr"] = lr
         optimizer.param_groups[2]["lr"] = lr * cfg.gain_lr_factor
@@ -217,16 +291,32 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
         out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
         kbps = kbps_per_sample(out, length, sr)
         relative = kbps / targets[q]
-        d_per_sample = distortion(out["x_hat"], x)
-        d = d_per_sample.mean()
-        loss = d + (log_beta[q].exp() * relative).mean()
+        rate_loss = (log_beta[q].exp() * relative).mean()
         aux = model.aux_loss()
         optimizer.zero_grad(set_to_none=True)
-        if not all_finite(loss, env):
-            log.write(event="skipped non-finite loss", step=step)
-            step += 1
-            continue
-        (loss + aux).backward()
+        if balancer is None:
+            d_per_sample = distortion(out["x_hat"], x)
+            d = d_per_sample.mean()
+            loss = d + rate_loss
+            if not all_finite(loss, env):
+                log.write(event="skipped non-finite loss", step=step)
+                step += 1
+                continue
+            (loss + aux).backward()
+        else:
+            x_hat = out["x_hat"]
+            leaf = x_hat.detach().requires_grad_(True)
+            terms = distortion.terms(leaf, x)
+            # logged "distortion": the log-mel term (what the benchmark's log-mel distance tracks)
+            d_per_sample = terms["mel"].detach()
+            d = d_per_sample.mean()
+            loss = d + rate_loss
+            if not all_finite(loss + sum(terms[k].mean() for k in balancer.weights), env):
+                log.write(event="skipped non-finite loss", step=step)
+                step += 1
+                continue
+            grad = balancer.gradient({k: terms[k].mean() for k in balancer.weights}, leaf, env)
+            torch.autograd.backward([x_hat, rate_loss + aux], [grad, None])
         torch.nn.utils.clip_grad_norm_(others, 1.0)
         optimizer.step()
         # rate controller: the same update on every rank
@@ -238,7 +328,7 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
                 dist.all_reduce(stats)
             seen = stats[1] > 0
             ratio = stats[0][seen] / stats[1][seen]
-            log_beta[seen] = (log_beta[seen] + cfg.rate_eta * (ratio - 1).clamp(-1, 1)).clamp(-8, 8)
+            log_beta[seen] = (log_beta[seen] + cfg.rate_eta * (ratio - 1).clamp(-1, 1)).clamp(cfg.log_beta_min, 8)
         step += 1
         # per level: kbps, then distortion (a level whose distortion does not fall as its
         # rate rises is a decoder that does not use the extra bits)
@@ -258,7 +348,54 @@ def train_audio(cfg: AudioTrainConfig) -> Path:
                       beta=[round(float(b), 4) for b in log_beta.exp()], lr=lr,
                       s_per_step=round((time.time() - t_last) / len(window), 4))
             window, t_last = [], time.time()
-        if env.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if env.is_main and (step % cfg.checkpoint_every == 0 or step in (cfg.steps, cfg.stop_at)):
             save_checkpoint(ckpt, model, optimizer, step, {"family": cfg.family, "log_beta": log_beta.tolist()})
     teardown_distributed(env)
     return ckpt
+
+
+def main(argv=None) -> int:
+    """``python -m aecodec.train.audio``: the v2 options the CLI does not expose (balancer, mel scales)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="train an audio model (v2 options)")
+    ap.add_argument("--data", type=Path, action="append", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--family", default="speech")
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--init", type=Path)
+    ap.add_argument("--init-log-beta", type=float, nargs="+")
+    ap.add_argument("--straight-through-from", type=float, default=0.5)
+    ap.add_argument("--balance", type=json.loads, help='JSON {term: weight}, terms: sc logmag mel waveform multimel')
+    ap.add_argument("--balance-norm", type=float, default=70.0)
+    ap.add_argument("--mel-windows", type=int, nargs="*", default=[])
+    ap.add_argument("--rate-eta", type=float, default=0.01)
+    ap.add_argument("--log-beta-min", type=float, default=-8.0)
+    ap.add_argument("--checkpoint-every", type=int, default=250)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--stop-at", type=int)
+    ap.add_argument("--export", type=Path)
+    a = ap.parse_args(argv)
+    cfg = AudioTrainConfig(data=a.data, out=a.out, family=a.family, steps=a.steps, batch_size=a.batch_size,
+                           seconds=a.seconds, lr=a.lr, threads=a.threads, precision=a.precision, init=a.init,
+                           init_log_beta=tuple(a.init_log_beta) if a.init_log_beta else None,
+                           straight_through_from=a.straight_through_from, balance=a.balance,
+                           balance_norm=a.balance_norm, mel_windows=tuple(a.mel_windows), rate_eta=a.rate_eta,
+                           log_beta_min=a.log_beta_min, checkpoint_every=a.checkpoint_every,
+                           log_every=a.log_every, stop_at=a.stop_at)
+    ckpt = train_audio(cfg)
+    if a.export:
+        from aecodec.train.export import export_checkpoint
+
+        export_checkpoint(ckpt, a.export)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
