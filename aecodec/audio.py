@@ -591,7 +591,10 @@ def _channel_payloads(payload: bytes, index: int, channels: int, what: str) -> l
 
 
 def decompress(data, *, sample_rate: int | None = None, model=None) -> tuple[np.ndarray, int]:
-    """aec bytes (or binary file object) -> (float32 array (frames, channels), samplerate)."""
+    """aec bytes (or binary file object) -> (float32 array (frames, channels), samplerate).
+
+    Samples are within [-1, 1], or [-s, s] for float input that peaked above full scale (the
+    header's ``audio.scale`` s, SPEC §7.2)."""
     dec = decode(data, sample_rate=sample_rate, model=model)
     expected = model_frames(dec.info.frames, dec.info.sample_rate, dec.sample_rate)
     if expected * dec.info.channels * 4 > MAX_ARRAY_BYTES:
