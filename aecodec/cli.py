@@ -148,7 +148,8 @@ def plan_jobs(inputs: list[str], output: str | None, out_suffix: str, in_suffixe
         if item != "-" and p.is_dir():
             files = _listing(p, in_suffixes, recursive)
             if not files:
-                raise UsageError(f"no input files in directory {p}" + ("" if recursive else " (-r goes into sub-folders)"))
+                hint = "" if recursive else " (-r goes into sub-folders)"
+                raise UsageError(f"no input files in directory {p}{hint}")
             expanded.extend((str(f), p) for f in files)
         else:
             expanded.append((item, None))
@@ -346,7 +347,8 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         notes.append(f"{image.format or 'image'} with {frames} frames: only the first frame is coded")
-    removed = image_io.apply_metadata_policy(image, "none" if args.strip else "all" if args.keep_metadata else "default")
+    policy = "none" if args.strip else "all" if args.keep_metadata else "default"
+    removed = image_io.apply_metadata_policy(image, policy)
     if removed:
         notes.append(f"{removed} removed (--keep-metadata keeps it)")
     tile = args.tile or codec.DEFAULT_TILE
@@ -447,7 +449,8 @@ def cmd_decode(args) -> int:
         if args.rate is not None:
             raise UsageError("--rate is for audio files")
         if args.format and args.format.upper() not in IMAGE_FORMATS:
-            raise UsageError(f"--format {args.format} is an audio format; images decode to png, webp, tiff, bmp or jpeg")
+            raise UsageError(f"--format {args.format} is an audio format; "
+                             "images decode to png, webp, tiff, bmp or jpeg")
         t0 = time.perf_counter()
         fmt = _output_format(job.dst, args.format)
         if job.dst != "-" and Path(job.dst).exists() and not args.force:
@@ -881,7 +884,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
         p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel workers in batch mode")
         p.add_argument("-r", "--recursive", action="store_true",
-                       help="batch: also code the files in sub-folders (mirrored under OUT/); names starting with '.' are skipped")
+                       help="batch: also code the files in sub-folders (mirrored under OUT/); "
+                            "names starting with '.' are skipped")
         p.add_argument("--json", action="store_true",
                        help="machine-readable summary on stdout (on stderr when -o - puts the coded file on stdout)")
         p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
