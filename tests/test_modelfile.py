@@ -152,3 +152,20 @@ def test_bad_model_files_are_typed_errors(trained, tmp_path, capsys):
         assert cli.main(["score", str(img), "--model", str(path)]) == 1, name
         err = capsys.readouterr().err
         assert err.startswith("aecodec: error: ") and "Traceback" not in err and len(err.splitlines()) == 1, (name, err)
+
+
+def test_context_model_file_round_trip(tmp_path):
+    """The channel-group context model (where this tree has it) writes and loads as a model file too."""
+    context = pytest.importorskip("aecodec.models.context")
+    torch.manual_seed(0)
+    net = context.ContextHyperprior(N=16, M=24, groups=(8, 8, 8))
+    net.update_tables()
+    meta = modelfile.file_metadata(net)
+    assert json.loads(meta["kwargs"])["groups"] == [8, 8, 8] and meta["architecture"] == "ContextHyperprior"
+    path = tmp_path / "context.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    loaded = modelfile.load_model_file(path)
+    img = np.random.default_rng(2).integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    same = registry.from_network(net)
+    assert analysis.score_image(img, 2, model=loaded).bits == pytest.approx(
+        analysis.score_image(img, 2, model=same).bits, rel=1e-9)
