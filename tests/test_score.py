@@ -249,3 +249,29 @@ def test_cli_score_runtime_errors_exit_1(images, tmp_path, capsys):
     assert rc == 1
     rc, _, err = run(["score", str(images / "clean.png"), "-q", "11"], capsys)
     assert rc == 1 and "quality" in err
+
+
+def test_bench_anomaly_small(model, tmp_path, capsys):
+    from aecodec.bench.anomaly import run_anomaly_bench
+
+    sets = []
+    for name, seeds in (("a", (0, 1)), ("b", (2, 3))):
+        d = tmp_path / name
+        d.mkdir()
+        for s in seeds:
+            Image.fromarray(smooth(256, 192, s)).save(d / f"img{s}.png")
+        sets.append(d)
+    out = tmp_path / "out"
+    threads = torch.get_num_threads()
+    summary = run_anomaly_bench(sets, out, model=model, quality=5, example="img0")
+    assert set(summary["defects"]) == {"a", "b", "all"}
+    for kind in ("text", "impulse", "foreign", "all"):
+        rates = summary["defects"]["all"][kind]
+        assert rates["n"] == (12 if kind == "all" else 4) and 0 <= rates["hottest_window_hits"] <= 1
+    assert summary["defects"]["all"]["impulse"]["score_rises"] == 1.0
+    assert summary["retrieval"]["gallery"] == 4 and summary["retrieval"]["feature_length"] == 48
+    assert 0 <= summary["retrieval"]["all"]["recall_at_1"] <= 1 and summary["machine"]["cores"] >= 1
+    assert (out / "summary.json").is_file() and len(json.loads((out / "per_image.json").read_text())) == 12
+    assert (out / "example_heatmaps.png").is_file()
+    assert torch.get_num_threads() == threads and codec.CODING_THREADS is None  # restored
+    assert cli.main(["bench", "anomaly", "--data", str(tmp_path / "missing")]) == 2

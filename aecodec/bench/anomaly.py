@@ -151,8 +151,17 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
     an example heatmap figure under out/."""
     import torch
 
+    threads, coding = torch.get_num_threads(), codec.CODING_THREADS
     torch.set_num_threads(1)
     codec.CODING_THREADS = 1
+    try:
+        return _run(folders, out, model, quality, limit, example)
+    finally:
+        torch.set_num_threads(threads)
+        codec.CODING_THREADS = coding
+
+
+def _run(folders, out, model, quality, limit, example) -> dict:
     loaded = analysis.resolve_model(model, "image")
     q = quality if quality is not None else loaded.variant.default_quality
     out.mkdir(parents=True, exist_ok=True)
