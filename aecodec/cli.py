@@ -936,7 +936,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks: rate-distortion and coder speed")
     bench.add_argument("what", choices=["image", "audio", "coder", "anomaly"])
     bench.add_argument("--model", default=None, help="anomaly: model name or model file (default: the shipped image model)")
-    bench.add_argument("--data", help="folder of images (bench image) or audio files (bench audio)")
+    bench.add_argument("--data", help="folder of images (bench image) or audio files (bench audio); anomaly: "
+                       "DIR[,DIR...] (default: ../shared/data Kodak and McMaster18)")
     bench.add_argument("--codecs", default=None, help="comma-separated; default image: aec,jpeg,webp,avif; audio: aec,opus")
     bench.add_argument("--kind", choices=["speech", "music"], default=None, help="audio: model family (default: guessed)")
     bench.add_argument("--points", default=None, help="audio: comma-separated kbps targets for every codec")
