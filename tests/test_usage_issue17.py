@@ -389,7 +389,7 @@ def test_errors_name_no_python_class_or_temp_file(tmp_path, capsys):
     code, _, err = run(["encode", src, "-o", tmp_path / "file" / "a.aec"], capsys)
     assert code == 1 and "[Errno" not in err and "Error:" not in err and ".part" not in err
     code, _, err = run(["encode", tmp_path / "missing.png", "-o", tmp_path / "m.aec"], capsys)
-    assert code == 1 and "missing.png" in err and "[Errno" not in err and "FileNotFoundError" not in err
+    assert code == 1 and err.count("missing.png") == 1 and "[Errno" not in err and "FileNotFoundError" not in err
 
 
 @pytest.mark.parametrize("command", ["encode", "decode", "info"])
