@@ -845,12 +845,12 @@ def cmd_train(args) -> int:
     if args.what == "image":
         from aecodec.train.image import ImageTrainConfig, train_image
 
-        if len(args.data) != 1:
-            raise UsageError("train image takes one --data folder")
-        cfg = ImageTrainConfig(data=Path(args.data[0]), out=Path(args.out), steps=args.steps,
+        widths = {"hyperprior": (96, 160), "context": (128, 192)}[args.arch]
+        cfg = ImageTrainConfig(data=[Path(d) for d in args.data], out=Path(args.out), steps=args.steps,
                                batch_size=args.batch_size or 8, crop=args.crop, lr=args.lr or 2e-4,
-                               device=args.device, N=args.N, M=args.M, init=init, threads=args.threads,
-                               precision=args.precision, compile=args.compile)
+                               device=args.device, N=args.N or widths[0], M=args.M or widths[1], init=init,
+                               threads=args.threads, precision=args.precision, compile=args.compile,
+                               arch=args.arch, entropy_only=args.entropy_only)
         ckpt = train_image(cfg)
     elif args.what == "audio":
         from aecodec.train.audio import AudioTrainConfig, train_audio
@@ -989,8 +989,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", metavar="WEIGHTS", help="start a new run from exported .safetensors weights")
     train.add_argument("--export", metavar="FILE", help="write the trained weights as safetensors when done")
     train.add_argument("--crop", type=int, default=128, help="image: crop size")
-    train.add_argument("--N", type=int, default=96, help="image: hidden channels")
-    train.add_argument("--M", type=int, default=160, help="image: latent channels")
+    train.add_argument("--arch", default="context", choices=["context", "hyperprior"],
+                       help="image: context (v7: channel groups + checkerboard; --init with hyperprior weights "
+                            "grows them) or hyperprior (v6)")
+    train.add_argument("--entropy-only", action="store_true",
+                       help="image, context arch: train only the latent codec (hyperprior + context) of fixed "
+                            "transforms, on latents computed once (a fraction of a full step's cost)")
+    train.add_argument("--N", type=int, default=None, help="image: hidden channels (default 128 context, 96 hyperprior)")
+    train.add_argument("--M", type=int, default=None, help="image: latent channels (default 192 context, 160 hyperprior)")
     train.add_argument("--family", default="speech", choices=["speech", "music"], help="audio: model family")
     train.add_argument("--seconds", type=float, default=0.5, help="audio: excerpt length")
     train.set_defaults(func=cmd_train)

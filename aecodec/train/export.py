@@ -31,6 +31,10 @@ def network_for_checkpoint(extra: dict):
     """The untrained network a checkpoint's parameters belong to (its 'extra' names the kind)."""
     if "family" in extra:
         return build_family(str(extra["family"]))
+    if extra.get("arch") == "context":
+        from aecodec.models.context import ContextHyperprior
+
+        return ContextHyperprior(N=int(extra["N"]), M=int(extra["M"]))
     return GainedMeanScaleHyperprior(N=int(extra.get("N", 96)), M=int(extra.get("M", 160)))
 
 

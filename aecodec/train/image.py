@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from aecodec.models.context import CONTEXT_LAMBDAS, ContextHyperprior, grow_from_hyperprior, latent_order_by_rate
 from aecodec.models.image import IMAGE_LAMBDAS, GainedMeanScaleHyperprior
 from aecodec.train.common import (
     all_finite,
@@ -35,9 +36,16 @@ from aecodec.train.common import (
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
+# Architectures a run can train: name -> (class, λ per level).
+ARCHITECTURES = {
+    "hyperprior": (GainedMeanScaleHyperprior, IMAGE_LAMBDAS),
+    "context": (ContextHyperprior, CONTEXT_LAMBDAS),
+}
+
+
 @dataclass
 class ImageTrainConfig:
-    data: Path
+    data: Path | list[Path]
     out: Path
     steps: int = 20000
     batch_size: int = 8
@@ -53,16 +61,19 @@ class ImageTrainConfig:
     precision: str = "fp32"  # or "bf16": transforms under autocast (see GainedHyperprior._transform)
     compile: bool = False  # torch.compile the transforms (see common.compile_transforms)
     init: Path | None = None  # start from exported weights (safetensors) when no checkpoint exists
+    arch: str = "hyperprior"  # a key of ARCHITECTURES; "context" grows from hyperprior weights given as init
+    entropy_only: bool = False  # context arch: train the latent codec of fixed transforms on cached latents
     straight_through_from: float = 0.75  # fraction of the run after which the synthesis sees rounded latents
 
 
 class CropDataset:
-    """All images of a folder held in memory as uint8 arrays; draws random crops with flips."""
+    """All images of one or more folders held in memory as uint8 arrays; draws random crops with flips."""
 
-    def __init__(self, folder: Path, crop: int, seed: int):
-        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    def __init__(self, folders: Path | list[Path], crop: int, seed: int):
+        folders = [Path(f) for f in (folders if isinstance(folders, (list, tuple)) else [folders])]
+        paths = sorted(p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {', '.join(map(str, folders))}")
         self.images = []
         for p in paths:
             with Image.open(p) as im:
@@ -107,12 +118,21 @@ def train_image(cfg: ImageTrainConfig) -> Path:
     torch.manual_seed(cfg.seed + env.rank)
     cfg.out.mkdir(parents=True, exist_ok=True)
     data = CropDataset(cfg.data, cfg.crop, cfg.seed + 1000 * env.rank)
-    model = GainedMeanScaleHyperprior(N=cfg.N, M=cfg.M).to(env.device)
+    if cfg.arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, not {cfg.arch!r}")
+    model_class, lambdas = ARCHITECTURES[cfg.arch]
+    model = model_class(N=cfg.N, M=cfg.M).to(env.device)
     set_training_precision(model, cfg.precision)
     if cfg.compile:
         compile_transforms(model)
+    if cfg.entropy_only:
+        if not isinstance(model, ContextHyperprior):
+            raise ValueError("entropy_only trains the context architecture's latent codec")
+        for name, p in model.named_parameters():  # the transforms and gains stay as they are
+            if name.startswith(("g_a.", "g_s.", "gain", "inv_gain")):
+                p.requires_grad_(False)
     quantiles = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-    others = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    others = [p for n, p in model.named_parameters() if not n.endswith("quantiles") and p.requires_grad]
     optimizer = torch.optim.Adam([{"params": others}, {"params": quantiles, "lr": 1e-3}], lr=cfg.lr)
     ckpt = cfg.out / "checkpoint.pt"
     step = 0
@@ -122,22 +142,29 @@ def train_image(cfg: ImageTrainConfig) -> Path:
     elif cfg.init is not None:
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(cfg.init)))
+        state = load_file(str(cfg.init))
+        if isinstance(model, ContextHyperprior) and not any(k.startswith("context.") for k in state):
+            state = _grown(state, model, data)
+        model.load_state_dict(state)
+    latents = LatentDataset(model, data, cfg.out / "latents.npy", cfg.seed + step) if cfg.entropy_only else None
     net = wrap_ddp(model, env)
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
-    lambdas_all = torch.tensor(IMAGE_LAMBDAS, device=env.device)
+    lambdas_all = torch.tensor(lambdas, device=env.device)
     log.write(event="start", step=step, steps=cfg.steps, batch_size=cfg.batch_size, crop=cfg.crop,
-              N=cfg.N, M=cfg.M, lr=cfg.lr, precision=cfg.precision, compile=cfg.compile, world_size=env.world_size,
+              arch=cfg.arch, entropy_only=cfg.entropy_only, images=len(data.images), N=cfg.N, M=cfg.M, lr=cfg.lr, precision=cfg.precision, compile=cfg.compile, world_size=env.world_size,
               device=str(env.device))
     t_last, window = time.time(), []
     model.train()
     while step < cfg.steps:
         lr = learning_rate(step, cfg.steps, cfg.lr)
         optimizer.param_groups[0]["lr"] = lr
-        x = data.batch(cfg.batch_size).to(env.device)
-        q = torch.randint(0, model.levels, (x.shape[0],), device=env.device)
-        out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
-        rd = rate_distortion(out, x, lambdas_all[q])
+        q = torch.randint(0, model.levels, (cfg.batch_size,), device=env.device)
+        if latents is not None:
+            rd = rate_only(model.entropy_forward(latents.batch(cfg.batch_size).to(env.device), q))
+        else:
+            x = data.batch(cfg.batch_size).to(env.device)
+            out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
+            rd = rate_distortion(out, x, lambdas_all[q])
         aux = model.aux_loss()
         optimizer.zero_grad(set_to_none=True)
         if not all_finite(rd["loss"], env):
@@ -155,6 +182,67 @@ def train_image(cfg: ImageTrainConfig) -> Path:
                       aux=round(aux_v, 3), lr=lr, s_per_step=round((time.time() - t_last) / len(window), 4))
             window, t_last = [], time.time()
         if env.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_checkpoint(ckpt, model, optimizer, step, {"N": cfg.N, "M": cfg.M})
+            save_checkpoint(ckpt, model, optimizer, step, {"N": cfg.N, "M": cfg.M, "arch": cfg.arch,
+                                                           "entropy_only": cfg.entropy_only})
     teardown_distributed(env)
     return ckpt
+
+
+def rate_only(out: dict) -> dict:
+    """bpp of latents alone (16×16 pixels per latent position); loss = bpp. The MSE entry is
+    a placeholder of the log's PSNR column: the transforms are fixed, so it is not measured."""
+    y = out["likelihoods"]["y"]
+    num_pixels = y.shape[2] * y.shape[3] * 256
+    bits = sum(torch.log(lk).flatten(1).sum(1) for lk in out["likelihoods"].values()) / -math.log(2)
+    bpp = bits / num_pixels
+    return {"loss": bpp.mean(), "bpp": bpp.mean(), "mse": torch.tensor(1.0)}
+
+
+class LatentDataset:
+    """g_a's latents of every training image (the transforms are fixed), computed once and
+    cached in the run directory; draws whole latents under the eight flips and transposes."""
+
+    def __init__(self, model: ContextHyperprior, crops: CropDataset, cache: Path, seed: int, size: int = 256):
+        shape = (len(crops.images), model.M, size // 16, size // 16)
+        if cache.exists() and np.load(cache, mmap_mode="r").shape == shape:
+            self.latents = np.load(cache)
+        else:
+            self.latents = np.empty(shape, np.float16)
+            with torch.no_grad():
+                model.g_a.eval()
+                for i, img in enumerate(crops.images):
+                    h, w = img.shape[:2]
+                    top, left = (h - size) // 2, (w - size) // 2
+                    x = torch.from_numpy(np.ascontiguousarray(img[top : top + size, left : left + size]))
+                    self.latents[i] = model.g_a(x.permute(2, 0, 1)[None].float().div(255.0))[0].numpy()
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, self.latents)
+            tmp.replace(cache)
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        idx = self.rng.integers(len(self.latents), size=n)
+        out = []
+        for i in idx:
+            y = self.latents[i]
+            k = self.rng.integers(8)
+            if k & 1:
+                y = y[:, :, ::-1]
+            if k & 2:
+                y = y[:, ::-1]
+            if k & 4:
+                y = y.transpose(0, 2, 1)
+            out.append(np.ascontiguousarray(y))
+        return torch.from_numpy(np.stack(out)).float()
+
+
+def _grown(state: dict, model: ContextHyperprior, data: CropDataset) -> dict:
+    """A plain hyperprior's weights grown into the context model (function-preserving; its
+    latent channels ordered by their bits on 16 training crops at the middle level)."""
+    old = GainedMeanScaleHyperprior(N=state["g_a.0.weight"].shape[0], M=state["g_a.6.weight"].shape[0],
+                                    levels=state["gain"].shape[0])
+    old.load_state_dict(state)
+    old.eval()
+    crops = [data.batch(1) for _ in range(16)]
+    order = latent_order_by_rate(old, crops, old.levels // 2)
+    return grow_from_hyperprior(state, model.state_dict(), order)
