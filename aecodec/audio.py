@@ -99,6 +99,21 @@ def quality_for_kbps(net, kbps: float, channels: int, with_envelope: bool = Fals
     return round(float(q) + 1.0, 3)
 
 
+# Rate ladder at the speech rate (issue 16; benchmarks/results/audio/levers.md): the speech model's
+# latents buy no quality above its lowest level, a finer envelope does (SPEC §7.3). A mono rate
+# request takes the lowest latent level and the finest envelope whose estimated total fits.
+ENVELOPE_LADDER = {16000: ("aec-env-v1", "aec-env-v2-t32", "aec-env-v2-b48", "aec-env-v2-b64")}
+
+
+def plan_for_kbps(net, kbps: float, channels: int) -> tuple[float, str]:
+    """(1-based quality, envelope name) for a rate request with the envelope on."""
+    ladder = ENVELOPE_LADDER.get(getattr(net, "sample_rate", None)) if channels == 1 else None
+    if not ladder:
+        return quality_for_kbps(net, kbps, channels, True), envelope.NAME
+    fits = [n for n in ladder if net.target_kbps[0] + envelope.variant(n).kbps <= 1.05 * kbps]
+    return 1.0, (fits[-1] if fits else ladder[0])
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Segment layout at the model rate (all lengths in model-rate samples)."""
@@ -244,6 +259,10 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
     net = loaded.net
     with_envelope = uses_envelope(net, envelope_on)
     lo, hi = loaded.variant.qualities
+    env_name, laddered = envelope.NAME, False
+    if quality is None and kbps is not None and with_envelope:
+        quality, env_name = plan_for_kbps(net, kbps, source.channels)
+        laddered = source.channels == 1 and net.sample_rate in ENVELOPE_LADDER
     if quality is None:
         quality = (quality_for_kbps(net, kbps, source.channels, with_envelope) if kbps is not None
                    else loaded.variant.default_quality)
@@ -263,7 +282,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                   "coding": "mid-side" if source.channels == 2 else "mono", "subtype": source.subtype[:16]},
     }
     if with_envelope:
-        header["audio"]["envelope"] = envelope.NAME
+        header["audio"]["envelope"] = env_name
     scale = headroom_scale(source.peak())  # float input above full scale: coded at 1/scale (SPEC §7.2)
     if scale != 1.0:
         header["audio"]["scale"] = _quality_text(scale)
@@ -273,7 +292,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
     if scale != 1.0:
         coded_blocks = (b * np.float32(1.0 / scale) for b in coded_blocks)
     stream = _resampled(coded_blocks, source.sample_rate, net.sample_rate, source.channels, geo.model_frames)
-    minor = 3 if scale != 1.0 else 2 if with_envelope else 0
+    minor = 3 if scale != 1.0 or env_name != envelope.NAME else 2 if with_envelope else 0
     with container.ContainerWriter(counter, header, minor=minor) as writer:
         if source.tags:  # before the segments, so a streaming decoder knows them before any sample
             writer.add_chunk("TAGS", container.canonical_json(source.tags))
@@ -286,7 +305,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                     z_sym, y_sym, y_idx = net.analyze(x, level)
                 latents.append(encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c)))
                 if with_envelope:
-                    envelopes.append(envelope.encode(seg[:, c], net.sample_rate))
+                    envelopes.append(envelope.encode(seg[:, c], net.sample_rate, env_name))
             return _pack_channels(i, latents), _pack_channels(i, envelopes) if with_envelope else None
 
         for payload, env_payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels))):
@@ -296,7 +315,9 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
     seconds = source.frames / source.sample_rate
     stats = EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
                         float(quality), loaded.variant.name)
-    if kbps is not None and stats.kbps and float(quality) in (lo, hi) and abs(stats.kbps / kbps - 1) > 0.2:
+    # on the rate ladder only a request below its lowest rung is out of range (the top rung may undershoot)
+    off = kbps is not None and (stats.kbps / kbps - 1 > 0.2 if laddered else abs(stats.kbps / kbps - 1) > 0.2)
+    if kbps is not None and stats.kbps and float(quality) in (lo, hi) and off:
         end = "lowest" if float(quality) == lo else "highest"
         stats.warning = (f"{kbps:g} kbps is outside the range of the {loaded.variant.name} model: its {end} "
                          f"quality measured {stats.kbps:.2f} kbps")
@@ -396,11 +417,12 @@ def parse_audio_header(header: dict) -> AudioInfo:
     if not isinstance(subtype, str) or len(subtype) > 16:
         raise HeaderError("bad subtype")
     env = a.get("envelope")
-    if env is not None and env != envelope.NAME:
-        raise HeaderError(f"unknown envelope {env!r} (this reader knows {envelope.NAME!r})")
-    lay = envelope.LAYOUTS.get(model_rate)
+    if env is not None and env not in envelope.VARIANTS:
+        raise HeaderError(f"unknown envelope {env!r} (this reader knows {', '.join(envelope.VARIANTS)})")
+    lay = envelope.VARIANTS[env].layouts.get(model_rate) if env is not None else None
     if env is not None and (lay is None or segment % lay.hop or overlap % lay.hop):
-        raise HeaderError(f"envelope {env!r} needs a model rate of {sorted(envelope.LAYOUTS)} Hz and segments "
+        rates = sorted(envelope.VARIANTS[env].layouts)
+        raise HeaderError(f"envelope {env!r} needs a model rate of {rates} Hz and segments "
                           "in whole hops")
     scale = 1.0
     if "scale" in a:
@@ -559,7 +581,9 @@ def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioI
             out[:, c] = net.synthesize(y_sym, means, info.quality - 1.0)[0, 0].numpy()
     if env_payload is not None:
         for c, data in enumerate(_channel_payloads(env_payload, index, info.channels, "ENVL")):
-            out[:, c] = envelope.apply(out[:, c], envelope.decode(data, length, info.model_rate), info.model_rate)
+            name = info.header["audio"]["envelope"]
+            q = envelope.decode(data, length, info.model_rate, name)
+            out[:, c] = envelope.apply(out[:, c], q, info.model_rate, name)
     return out
 
 

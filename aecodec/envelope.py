@@ -74,23 +74,77 @@ RESIDUAL_FREQS = (
     12736, 5717, 2455, 1031, 433, 156, 59, 23, 16, 16, 16, 16, 16,
 )
 
-__all__ = ["NAME", "LAYOUTS", "layout", "tiles", "band_energies", "quantize", "encode", "decode", "apply"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One envelope resolution (SPEC §7.1 for aec-env-v1, §7.3 for the finer ones): quantizer step,
+    tile length in frames, band layout per model rate, level range, first-tile prediction and the
+    residual table (frequencies of RESIDUAL_OFFSET … +12, then the escape; sum 2**16)."""
+
+    name: str
+    step_db: float
+    tile_frames: int
+    layouts: dict
+    q_min: int
+    q_max: int
+    q_start: int
+    freqs: tuple[int, ...]
+    kbps: float  # mean rate per coded channel on speech (the rate planner's estimate)
+
+    @property
+    def bands(self) -> int:
+        return next(iter(self.layouts.values())).bands
+
+
+# The finer variants (bitstream 1.3, SPEC §7.3): 16 kHz only, band edges of 48 and 64 bands by the
+# same rule as the 32 (single bins up to ~0.8 / 1.2 kHz, geometric above); tables counted like v1's
+# on every third speech training file (benchmarks/results/audio/levers.md).
+_BINS_48 = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28,
+            31, 34, 38, 42, 46, 51, 57, 63, 69, 77, 85, 94, 104, 115, 127, 140, 155, 171, 190, 210, 232, 257)
+_BINS_64 = (0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+            29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 42, 45, 49, 53, 57, 61, 66, 71, 77, 83, 89, 96, 104, 112,
+            120, 130, 140, 151, 163, 176, 190, 204, 220, 238, 257)
+VARIANTS: dict[str, Variant] = {
+    NAME: Variant(NAME, STEP_DB, TILE_FRAMES, LAYOUTS, Q_MIN, Q_MAX, Q_START, RESIDUAL_FREQS, 1.40),
+    "aec-env-v2-t32": Variant("aec-env-v2-t32", 4.0, 4, {16000: LAYOUTS[16000]}, -25, 20, -15,
+                              (16, 16, 16, 18, 22, 33, 70, 204, 634, 1977, 5747, 13982, 20606,
+                               13462, 5497, 2008, 721, 255, 94, 44, 24, 19, 17, 17, 17, 20), 2.62),
+    "aec-env-v2-b48": Variant("aec-env-v2-b48", 3.0, 4, {16000: Layout(512, _BINS_48)}, -33, 27, -20,
+                              (16, 18, 20, 28, 48, 97, 219, 551, 1381, 3197, 6852, 12511, 16205,
+                               12149, 6550, 3078, 1405, 625, 283, 127, 62, 34, 22, 18, 17, 23), 4.47),
+    "aec-env-v2-b64": Variant("aec-env-v2-b64", 2.0, 4, {16000: Layout(512, _BINS_64)}, -50, 40, -30,
+                              (32, 46, 75, 126, 233, 443, 844, 1530, 2681, 4488, 7058, 9810, 11343,
+                               9571, 6815, 4302, 2571, 1509, 868, 492, 281, 163, 95, 60, 38, 62), 7.01),
+}
+assert all(v.layouts[r].band_bins[-1] == v.layouts[r].n_fft // 2 + 1 for v in VARIANTS.values() for r in v.layouts)
+
+__all__ = ["NAME", "LAYOUTS", "VARIANTS", "Variant", "variant", "layout", "tiles", "band_energies", "quantize",
+           "encode", "decode", "apply"]
+
+
+def variant(name: str = NAME) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown envelope {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
 @lru_cache(maxsize=None)
-def _table():
+def _table(name: str = NAME):
     """The residual table in CompressAI's layout (built once: every segment and channel uses it)."""
-    freqs = np.asarray(RESIDUAL_FREQS, np.int64)
+    freqs = np.asarray(variant(name).freqs, np.int64)
     assert freqs.sum() == 1 << PRECISION, "residual frequencies must sum to 2**PRECISION"
     cdf = np.concatenate([[0], np.cumsum(freqs)]).astype(np.int32)
     return cdf[None, :], np.array([len(cdf)], np.int32), np.array([RESIDUAL_OFFSET], np.int32)
 
 
-def layout(rate: int) -> Layout:
+def layout(rate: int, name: str = NAME) -> Layout:
+    layouts = variant(name).layouts
     try:
-        return LAYOUTS[rate]
+        return layouts[rate]
     except KeyError:
-        raise ValueError(f"the envelope is defined for model rates {sorted(LAYOUTS)}, not {rate}") from None
+        raise ValueError(f"the envelope {name} is defined for model rates {sorted(layouts)}, not {rate}") from None
 
 
 def frames(length: int, lay: Layout) -> int:
@@ -98,9 +152,9 @@ def frames(length: int, lay: Layout) -> int:
     return length // lay.hop + 1
 
 
-def tiles(length: int, rate: int) -> int:
-    """Energy tiles of a segment of ``length`` samples: symbols per channel = BANDS × tiles."""
-    return -(-frames(length, layout(rate)) // TILE_FRAMES)
+def tiles(length: int, rate: int, name: str = NAME) -> int:
+    """Energy tiles of a segment of ``length`` samples: symbols per channel = bands × tiles."""
+    return -(-frames(length, layout(rate, name)) // variant(name).tile_frames)
 
 
 @lru_cache(maxsize=None)
@@ -136,67 +190,70 @@ def _istft(spec: np.ndarray, length: int, lay: Layout) -> np.ndarray:
     return out[core] / np.maximum(norm[core], 1e-12)
 
 
-def _band_tile_mean(power: np.ndarray, lay: Layout) -> np.ndarray:
-    """(frames, bins) power -> (BANDS, tiles) mean power per band and tile."""
+def _band_tile_mean(power: np.ndarray, lay: Layout, tile: int = TILE_FRAMES) -> np.ndarray:
+    """(frames, bins) power -> (bands, tiles) mean power per band and tile of ``tile`` frames."""
     n = power.shape[0]
-    t = -(-n // TILE_FRAMES)
-    padded = np.zeros((t * TILE_FRAMES, power.shape[1]))
+    t = -(-n // tile)
+    padded = np.zeros((t * tile, power.shape[1]))
     padded[:n] = power
-    counts = np.full(t, TILE_FRAMES, np.float64)
-    counts[-1] = n - (t - 1) * TILE_FRAMES
-    per_tile = padded.reshape(t, TILE_FRAMES, -1).sum(1) / counts[:, None]  # (tiles, bins)
+    counts = np.full(t, tile, np.float64)
+    counts[-1] = n - (t - 1) * tile
+    per_tile = padded.reshape(t, tile, -1).sum(1) / counts[:, None]  # (tiles, bins)
     bands = np.add.reduceat(per_tile, lay.band_bins[:-1], axis=1) / np.diff(lay.band_bins)
     return bands.T
 
 
-def band_energies(x: np.ndarray, rate: int) -> np.ndarray:
-    """One channel of a segment (length a multiple of the hop) -> (BANDS, tiles) mean power."""
-    lay = layout(rate)
-    return _band_tile_mean(np.abs(_stft(np.asarray(x, np.float64), lay)) ** 2, lay)
+def band_energies(x: np.ndarray, rate: int, name: str = NAME) -> np.ndarray:
+    """One channel of a segment (length a multiple of the hop) -> (bands, tiles) mean power."""
+    lay = layout(rate, name)
+    return _band_tile_mean(np.abs(_stft(np.asarray(x, np.float64), lay)) ** 2, lay, variant(name).tile_frames)
 
 
-def quantize(energies: np.ndarray) -> np.ndarray:
-    """Mean power -> int32 levels of STEP_DB, clipped to [Q_MIN, Q_MAX]."""
+def quantize(energies: np.ndarray, name: str = NAME) -> np.ndarray:
+    """Mean power -> int32 levels of the variant's step, clipped to its [q_min, q_max]."""
+    v = variant(name)
     db = 10 * np.log10(np.maximum(energies, 1e-30))
-    return np.clip(np.round(db / STEP_DB), Q_MIN, Q_MAX).astype(np.int32)
+    return np.clip(np.round(db / v.step_db), v.q_min, v.q_max).astype(np.int32)
 
 
-def _residuals(q: np.ndarray) -> np.ndarray:
-    d = np.diff(q.astype(np.int64), axis=1, prepend=Q_START)  # in time, per band
+def _residuals(q: np.ndarray, q_start: int = Q_START) -> np.ndarray:
+    d = np.diff(q.astype(np.int64), axis=1, prepend=q_start)  # in time, per band
     r = d.copy()
     r[1:] -= d[:-1]  # then across bands, per tile
     return r
 
 
-def _levels(r: np.ndarray) -> np.ndarray:
+def _levels(r: np.ndarray, q_start: int = Q_START) -> np.ndarray:
     d = np.cumsum(r, axis=0)
-    return np.cumsum(d, axis=1) + Q_START
+    return np.cumsum(d, axis=1) + q_start
 
 
-def encode(x: np.ndarray, rate: int) -> bytes:
+def encode(x: np.ndarray, rate: int, name: str = NAME) -> bytes:
     """One channel of a segment -> range-coded quantized energies (tile-major order)."""
-    r = _residuals(quantize(band_energies(x, rate)))
+    r = _residuals(quantize(band_energies(x, rate, name), name), variant(name).q_start)
     symbols = r.T.ravel()
-    return entropy.encode(symbols, np.zeros(len(symbols), np.int32), *_table(), PRECISION)
+    return entropy.encode(symbols, np.zeros(len(symbols), np.int32), *_table(name), PRECISION)
 
 
-def decode(data: bytes, length: int, rate: int) -> np.ndarray:
-    """Bytes of one channel -> (BANDS, tiles) int levels; raises on data that cannot be an envelope."""
-    n = tiles(length, rate)
-    symbols = entropy.decode(data, np.zeros(BANDS * n, np.int32), *_table(), PRECISION)
-    q = _levels(symbols.astype(np.int64).reshape(n, BANDS).T)
-    if q.min() < Q_MIN or q.max() > Q_MAX:
+def decode(data: bytes, length: int, rate: int, name: str = NAME) -> np.ndarray:
+    """Bytes of one channel -> (bands, tiles) int levels; raises on data that cannot be an envelope."""
+    v = variant(name)
+    n, bands = tiles(length, rate, name), layout(rate, name).bands
+    symbols = entropy.decode(data, np.zeros(bands * n, np.int32), *_table(name), PRECISION)
+    q = _levels(symbols.astype(np.int64).reshape(n, bands).T, v.q_start)
+    if q.min() < v.q_min or q.max() > v.q_max:
         raise CorruptStreamError("envelope levels outside their range: corrupt ENVL data")
     return q.astype(np.int32)
 
 
-def apply(y: np.ndarray, q: np.ndarray, rate: int) -> np.ndarray:
+def apply(y: np.ndarray, q: np.ndarray, rate: int, name: str = NAME) -> np.ndarray:
     """Rescale a synthesized channel so that its band energies per tile match the levels q."""
-    lay = layout(rate)
+    v = variant(name)
+    lay = layout(rate, name)
     spec = _stft(np.asarray(y, np.float64), lay)
-    own = _band_tile_mean(np.abs(spec) ** 2, lay)
-    gain_db = np.clip(q * STEP_DB - 10 * np.log10(np.maximum(own, 1e-30)), GAIN_DB_MIN, GAIN_DB_MAX)
-    gain = 10 ** (gain_db / 20)  # (BANDS, tiles)
+    own = _band_tile_mean(np.abs(spec) ** 2, lay, v.tile_frames)
+    gain_db = np.clip(q * v.step_db - 10 * np.log10(np.maximum(own, 1e-30)), GAIN_DB_MIN, GAIN_DB_MAX)
+    gain = 10 ** (gain_db / 20)  # (bands, tiles)
     per_bin = np.repeat(gain, np.diff(lay.band_bins), axis=0)  # (bins, tiles)
-    per_frame = np.repeat(per_bin, TILE_FRAMES, axis=1)[:, : spec.shape[0]]  # (bins, frames)
+    per_frame = np.repeat(per_bin, v.tile_frames, axis=1)[:, : spec.shape[0]]  # (bins, frames)
     return _istft(spec * per_frame.T, len(y), lay).astype(np.float32)

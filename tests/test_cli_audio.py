@@ -81,7 +81,7 @@ def test_no_envelope_option(tmp_path, capsys):
     run(["encode", src, "-o", tmp_path / "env.aec", "-b", "6"], capsys)
     run(["encode", src, "-o", tmp_path / "plain.aec", "-b", "6", "--no-envelope"], capsys)
     code, out, _ = run(["info", tmp_path / "env.aec"], capsys)
-    assert code == 0 and "chunk   ENVL" in out and "envelope aec-env-v1" in out
+    assert code == 0 and "chunk   ENVL" in out and "envelope aec-env-v2-t32" in out  # -b 6: the rate ladder's second rung
     code, out, _ = run(["info", tmp_path / "plain.aec"], capsys)
     assert code == 0 and "chunk   ENVL" not in out and "envelope aec-env" not in out
     for name in ("env", "plain"):

@@ -179,3 +179,97 @@ def test_constants_are_the_ones_in_the_spec():
     assert {int(rate): tuple(int(v) for v in b.split()) for rate, b in bands.items()} == {
         rate: lay.band_bins for rate, lay in envelope.LAYOUTS.items()}
     assert tuple(int(v) for v in blocks[1].split()) == envelope.RESIDUAL_FREQS
+
+
+# --- the finer variants and the rate ladder (bitstream 1.3, SPEC §7.3) -------------------------
+
+FINER = [n for n in envelope.VARIANTS if n != envelope.NAME]
+
+
+@pytest.mark.parametrize("name", list(envelope.VARIANTS))
+def test_every_variant_table_is_valid_and_levels_round_trip(name):
+    entropy.check_tables(*envelope._table(name), envelope.PRECISION)
+    for kind in ["silence", "loud", "bursts", "speech"]:
+        x = signal(kind)
+        q = envelope.quantize(envelope.band_energies(x, 16000, name), name)
+        v = envelope.variant(name)
+        assert q.shape == (v.bands, envelope.tiles(len(x), 16000, name))
+        assert np.array_equal(envelope.decode(envelope.encode(x, 16000, name), len(x), 16000, name), q)
+
+
+def test_v1_defaults_are_unchanged():
+    """The default variant is aec-env-v1: the same bytes as before the variants existed."""
+    x = signal("speech")
+    assert envelope.encode(x, 16000) == envelope.encode(x, 16000, envelope.NAME)
+    assert envelope.tiles(len(x), 16000) == -(-envelope.frames(len(x), envelope.LAYOUTS[16000]) // 8)
+
+
+def test_finer_variants_rescale_more_exactly():
+    """The point of the ladder: band energies after apply() are closer to the input's (measured on
+    the finest common grid, 64 bands of 32 ms) for each finer rung."""
+    x = signal("speech", 16000 * 3)
+    rng = np.random.default_rng(0)  # a wrong envelope: ±8 dB gain errors per 16 ms, a tilt, a noise floor
+    gains = np.repeat(10 ** (rng.uniform(-8, 8, len(x) // 256 + 1) / 20), 256)[: len(x)]
+    tilted = np.concatenate([[x[0]], x[1:] - 0.7 * x[:-1]])
+    smeared = (gains * tilted + 1e-3 * rng.standard_normal(len(x))).astype(np.float32)
+    fine = "aec-env-v2-b64"
+
+    def err(y):
+        a = envelope.band_energies(x, 16000, fine)
+        b = envelope.band_energies(y, 16000, fine)
+        keep = a > 1e-6 * a.max()
+        return float(np.mean(np.abs(10 * np.log10(a[keep]) - 10 * np.log10(np.maximum(b[keep], 1e-30)))))
+
+    errors = []
+    for name in audio.ENVELOPE_LADDER[16000]:
+        q = envelope.decode(envelope.encode(x, 16000, name), len(x), 16000, name)
+        errors.append(err(envelope.apply(smeared, q, 16000, name)))
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.6 * errors[0], errors
+
+
+class _Net:
+    sample_rate, target_kbps = 16000, (3.0, 6.0, 12.0)
+
+
+@pytest.mark.parametrize("kbps, expected", [(2, "aec-env-v1"), (3, "aec-env-v1"), (4.5, "aec-env-v1"),
+                                            (6, "aec-env-v2-t32"), (9, "aec-env-v2-b48"),
+                                            (12, "aec-env-v2-b64"), (100, "aec-env-v2-b64")])
+def test_rate_ladder_picks_the_finest_envelope_that_fits(kbps, expected):
+    assert audio.plan_for_kbps(_Net(), kbps, 1) == (1.0, expected)
+    assert audio.plan_for_kbps(_Net(), kbps, 2)[1] == envelope.NAME  # stereo keeps v1 and the latent levels
+
+
+def test_files_with_a_finer_envelope_are_1_3_and_decode():
+    x = speechlike(1.5, 16000)
+    blob = audio.compress(x, 16000, 12, model=MODEL)
+    reader = container.ContainerReader(blob)
+    assert reader.minor == 3 and reader.header["audio"]["envelope"] == "aec-env-v2-b64"
+    assert reader.header["quality"] == "1"
+    y, rate = audio.decompress(blob, model=MODEL)
+    assert rate == 16000 and y.shape == (len(x), 1) and np.isfinite(y).all()
+    v1 = audio.compress(x, 16000, 3, model=MODEL)
+    assert container.ContainerReader(v1).minor == 2  # the lowest rung writes what 0.2.0 wrote
+    # a finer envelope on a 48 kHz model is refused as a header error, not decoded wrongly
+    header, chunks = container.unpack(blob)
+    header["audio"]["model_rate"] = 48000
+    with pytest.raises(FormatError, match="envelope"):
+        audio.decompress(container.pack(header, chunks), model=MODEL)
+
+
+def test_finer_constants_are_the_ones_in_the_spec():
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parents[1] / "bitstream" / "SPEC.md").read_text()
+    section = spec.split("### 7.3")[1].split("\n## ")[0]
+    blocks = section.split("```")[1::2]
+    rows = {}
+    for line in blocks[0].strip().splitlines():
+        name, *fields = line.split("|")
+        rows[name.strip()] = [f.strip() for f in fields]
+    for name in FINER:
+        v = envelope.variant(name)
+        step, tile, qmin, qmax, qstart = rows[name][:5]
+        assert (float(step), int(tile), int(qmin), int(qmax), int(qstart)) == (
+            v.step_db, v.tile_frames, v.q_min, v.q_max, v.q_start)
+        assert tuple(int(b) for b in rows[name][5].split()) == v.layouts[16000].band_bins
+        assert tuple(int(f) for f in rows[name][6].split()) == v.freqs
