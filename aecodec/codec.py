@@ -132,12 +132,19 @@ def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray,
     """Symbols of one coded unit (an image tile, an audio segment channel) -> payload
     ``<III z bytes, y bytes, crc32(key, symbols)> | z data | y data``."""
     z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
-    y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
+    if hasattr(net, "y_order"):  # a context model: y is coded pass by pass (SPEC §6.2)
+        order = net.y_order(y_sym.shape)
+        y_data = entropy.encode(y_sym.reshape(-1)[order], y_idx.reshape(-1)[order], *net.y_tables(), precision=precision)
+    else:
+        y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
     return TILE_HEAD.pack(len(z_data), len(y_data), _symbols_crc(key, z_sym, y_sym)) + z_data + y_data
 
 
-def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int, key: int, what: str = "tile"):
-    """The mirror of encode_latents -> (y symbols, means); a desync raises CorruptStreamError."""
+def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int, key: int, what: str = "tile",
+                   quality_level: float | None = None):
+    """The mirror of encode_latents -> (y symbols, what the synthesis needs: the means for a
+    hyperprior model, (ŷ, z symbols) for a context model, which needs ``quality_level`` to
+    compute its passes' parameters); a desync raises CorruptStreamError."""
     if len(payload) < TILE_HEAD.size:
         raise FormatError(f"{what} payload shorter than its header")
     z_len, y_len, crc = TILE_HEAD.unpack_from(payload)
@@ -149,9 +156,16 @@ def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int
     # means the decoder's model disagrees with the encoder's (or a forged file).
     try:
         z_sym = entropy.decode(z_data, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
-        with single_threaded_torch():
-            y_idx, means = net.hyper_decode(z_sym)
-        y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
+        if hasattr(net, "decode_y"):
+            stream = entropy.StreamDecoder(y_data, *net.y_tables(), precision=precision)
+            with single_threaded_torch():
+                y_sym, _, y_hat = net.decode_y(z_sym, quality_level, lambda k, sel, means, idx: stream.decode(idx))
+            stream.finish()
+            means = (y_hat, z_sym)
+        else:
+            with single_threaded_torch():
+                y_idx, means = net.hyper_decode(z_sym)
+            y_sym = entropy.decode(y_data, y_idx, *net.y_tables(), precision=precision)
     except FormatError as exc:
         raise CorruptStreamError(f"{what} does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
     if _symbols_crc(key, z_sym, y_sym) != crc:
@@ -177,9 +191,10 @@ def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, 
     import torch
 
     net = loaded.net
-    y_sym, means = decode_latents(net, payload, (net.N, th // 64, tw // 64), precision, tile_index, "TILE chunk")
+    y_sym, state = decode_latents(net, payload, (net.N, th // 64, tw // 64), precision, tile_index, "TILE chunk",
+                                  quality_level)
     with torch.no_grad(), single_threaded_torch():
-        x_hat = net.synthesize(y_sym, means, quality_level)
+        x_hat = net.synthesize(*state, quality_level) if hasattr(net, "decode_y") else net.synthesize(y_sym, state, quality_level)
     return x_hat[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 

@@ -25,7 +25,7 @@ from aecodec.errors import CorruptStreamError, InvalidTableError, TruncatedError
 CODER_NAME = "aec-range-v1"
 MIN_PRECISION, MAX_PRECISION = 1, 16
 
-__all__ = ["CODER_NAME", "encode", "decode", "check_tables", "ideal_bits"]
+__all__ = ["CODER_NAME", "encode", "decode", "StreamDecoder", "check_tables", "ideal_bits"]
 
 
 def _as_int32(name: str, values, ndim: int | None = None) -> np.ndarray:
@@ -94,6 +94,48 @@ def decode(data, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) -> np
     if status == _rc.ERR_TRAILING:
         raise CorruptStreamError(f"range-coded data has bytes left over after {indexes.size} symbols")
     return out.reshape(indexes.shape)
+
+
+def _raise_status(status: int, where: int, indexes: np.ndarray, n_tables: int, size: int, what: str) -> None:
+    if status == _rc.ERR_INDEX:
+        raise InvalidTableError(f"index {indexes.reshape(-1)[where]} of symbol {where} is outside [0, {n_tables})")
+    if status == _rc.ERR_TRUNCATED:
+        raise TruncatedError(f"range-coded data ends early ({size} bytes, at symbol {where} of {what})")
+    if status == _rc.ERR_CORRUPT:
+        raise CorruptStreamError(f"range-coded data is corrupt (impossible value at symbol {where} of {what})")
+
+
+class StreamDecoder:
+    """Decodes one range-coded stream in several runs, for models whose later tables depend on
+    earlier symbols (a context model decodes a pass, computes the next pass's indexes, decodes
+    on). The runs together read exactly what :func:`decode` reads over the concatenated
+    indexes; :meth:`finish` checks that no bytes are left over. Tables are validated once."""
+
+    def __init__(self, data, cdfs, cdf_lengths, offsets, precision: int = 16):
+        self.cdfs, self.cdf_lengths, self.offsets = check_tables(cdfs, cdf_lengths, offsets, precision)
+        self.precision = int(precision)
+        self.data = np.frombuffer(bytes(data), dtype=np.uint8)
+        self.state = np.zeros(3, np.int64)
+        self.count = 0
+        if _rc.decode_start(self.data, self.state) != _rc.OK:
+            raise TruncatedError(f"range-coded data ends early ({self.data.size} bytes, at symbol 0)")
+        self.lut, self.shift = _rc.build_lut(self.cdfs, self.cdf_lengths, self.precision)
+
+    def decode(self, indexes) -> np.ndarray:
+        """The next len(indexes) symbols, int32, shaped like ``indexes``."""
+        indexes = _as_int32("indexes", indexes)
+        out = np.empty(indexes.size, np.int32)
+        status, where = _rc.decode_run(self.data, self.state, indexes.reshape(-1), self.cdfs, self.cdf_lengths,
+                                       self.offsets, self.precision, self.lut, self.shift, out)
+        if status != _rc.OK:
+            _raise_status(status, where, indexes, self.cdfs.shape[0], self.data.size,
+                          f"a run of {indexes.size} after {self.count}")
+        self.count += indexes.size
+        return out.reshape(indexes.shape)
+
+    def finish(self) -> None:
+        if int(self.state[_rc.STATE_POS]) != self.data.size:
+            raise CorruptStreamError(f"range-coded data has bytes left over after {self.count} symbols")
 
 
 def ideal_bits(symbols, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) -> float:

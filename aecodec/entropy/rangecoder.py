@@ -192,20 +192,33 @@ def build_lut(cdfs, cdf_lengths, precision):
     return lut, shift
 
 
+# Decoder state between runs: position in the data, code value, range.
+STATE_POS, STATE_CODE, STATE_RANGE = 0, 1, 2
+
+
 @njit(cache=True, nogil=True)
-def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
-    """data: uint8 without the encoder's always-zero first byte; indexes flat int32; out: int32 of the same size.
-    Returns (status, position of the failing symbol or -1)."""
+def decode_start(data, state):
+    """Prime the decoder with the first four bytes. Returns ERR_TRUNCATED if there are fewer."""
+    if data.shape[0] < 4:
+        return ERR_TRUNCATED
+    state[STATE_CODE] = (np.int64(data[0]) << 24) | (np.int64(data[1]) << 16) | (np.int64(data[2]) << 8) | np.int64(data[3])
+    state[STATE_POS] = 4
+    state[STATE_RANGE] = FULL_RANGE
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def decode_run(data, state, indexes, cdfs, cdf_lengths, offsets, precision, lut, shift, out):
+    """Decode len(indexes) more symbols into out, continuing from ``state`` (updated).
+    Returns (status, position of the failing symbol or -1). Decoding a sequence in several
+    runs gives exactly what one run over the whole sequence gives."""
     n = indexes.shape[0]
     n_tables = cdfs.shape[0]
     size = data.shape[0]
-    if size < 4:
-        return ERR_TRUNCATED, 0
-    code = (np.int64(data[0]) << 24) | (np.int64(data[1]) << 16) | (np.int64(data[2]) << 8) | np.int64(data[3])
-    pos = 4
-    rng = FULL_RANGE
+    pos = state[STATE_POS]
+    code = state[STATE_CODE]
+    rng = state[STATE_RANGE]
     total = np.int64(1) << precision
-    lut, shift = build_lut(cdfs, cdf_lengths, precision)
     for i in range(n):
         t = indexes[i]
         if t < 0 or t >= n_tables:
@@ -265,6 +278,23 @@ def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
         if symbol < -2147483648 or symbol > 2147483647:
             return ERR_CORRUPT, i
         out[i] = symbol
-    if pos != size:
-        return ERR_TRAILING, n
+    state[STATE_POS] = pos
+    state[STATE_CODE] = code
+    state[STATE_RANGE] = rng
+    return OK, -1
+
+
+@njit(cache=True, nogil=True)
+def decode_kernel(data, indexes, cdfs, cdf_lengths, offsets, precision, out):
+    """data: uint8 without the encoder's always-zero first byte; indexes flat int32; out: int32 of the same size.
+    Returns (status, position of the failing symbol or -1)."""
+    state = np.zeros(3, np.int64)
+    if decode_start(data, state) != OK:
+        return ERR_TRUNCATED, 0
+    lut, shift = build_lut(cdfs, cdf_lengths, precision)
+    status, where = decode_run(data, state, indexes, cdfs, cdf_lengths, offsets, precision, lut, shift, out)
+    if status != OK:
+        return status, where
+    if state[STATE_POS] != data.shape[0]:
+        return ERR_TRAILING, indexes.shape[0]
     return OK, -1
