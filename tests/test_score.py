@@ -263,7 +263,7 @@ def test_bench_anomaly_small(model, tmp_path, capsys):
         sets.append(d)
     out = tmp_path / "out"
     threads = torch.get_num_threads()
-    summary = run_anomaly_bench(sets, out, model=model, quality=5, example="img0")
+    summary = run_anomaly_bench(sets, out, model=model, quality=5, example="img0", distractors=sets[0])
     assert set(summary["defects"]) == {"a", "b", "all"}
     for kind in ("text", "impulse", "foreign", "all"):
         rates = summary["defects"]["all"][kind]
@@ -271,6 +271,7 @@ def test_bench_anomaly_small(model, tmp_path, capsys):
     assert summary["defects"]["all"]["impulse"]["score_rises"] == 1.0
     assert summary["retrieval"]["gallery"] == 4 and summary["retrieval"]["feature_length"] == 48
     assert 0 <= summary["retrieval"]["all"]["recall_at_1"] <= 1 and summary["machine"]["cores"] >= 1
+    assert summary["retrieval"]["with_distractors"]["distractors"] == 2
     assert (out / "summary.json").is_file() and len(json.loads((out / "per_image.json").read_text())) == 12
     assert (out / "example_heatmaps.png").is_file()
     assert torch.get_num_threads() == threads and codec.CODING_THREADS is None  # restored

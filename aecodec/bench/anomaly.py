@@ -19,7 +19,8 @@ Retrieval: gallery = every clean image of all sets; queries = each image as JPEG
 (each side, at a random offset) and resized to 80 % (Lanczos); recall@1 = the query's nearest
 gallery image by cosine similarity is its original. A thumbnail baseline (16×16 RGB of the whole
 image, mean removed, L2-normalised) is measured beside it. Two harder queries are reported beside
-them: a random 50 % crop (each side) and a mirror image.
+them: a random 50 % crop (each side) and a mirror image. All of it again with distractors in the
+gallery: the 894 training crops (256×256) of ../shared/data/images/train.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from aecodec import analysis, codec
 from aecodec.bench.machine import describe_machine
 
 DEFAULT_SETS = (Path("../shared/data/images/kodak"), Path("../shared/data/images/eval/mcmaster18"))
+# Extra gallery images that are no query's original (retrieval is also measured with them, where present)
+DEFAULT_DISTRACTORS = Path("../shared/data/images/train")
 DEFECTS = ("text", "impulse", "foreign")
 QUERIES = ("jpeg30", "crop90", "resize80")
 EXTRA_QUERIES = ("crop50", "hflip")  # harder ones, reported beside the three asked for
@@ -44,7 +47,8 @@ SEED = 2026
 
 
 def _images(folder: Path, limit: int | None) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".bmp", ".tif", ".tiff", ".ppm"})
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in {".png", ".bmp", ".tif", ".tiff", ".ppm", ".webp", ".jpg", ".jpeg"})
     return files[:limit] if limit else files
 
 
@@ -146,22 +150,24 @@ def _recall(gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> floa
 
 
 def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: float | None = None,
-                      limit: int | None = None, example: str | None = "kodim23") -> dict:
+                      limit: int | None = None, example: str | None = "kodim23",
+                      distractors: Path | None = DEFAULT_DISTRACTORS) -> dict:
     """Run the defect and retrieval benchmarks single-threaded; write summary.json, per_image.json and
-    an example heatmap figure under out/."""
+    an example heatmap figure under out/. ``distractors``: a folder of images added to the retrieval
+    gallery in a second measurement (skipped when None or absent)."""
     import torch
 
     threads, coding = torch.get_num_threads(), codec.CODING_THREADS
     torch.set_num_threads(1)
     codec.CODING_THREADS = 1
     try:
-        return _run(folders, out, model, quality, limit, example)
+        return _run(folders, out, model, quality, limit, example, distractors)
     finally:
         torch.set_num_threads(threads)
         codec.CODING_THREADS = coding
 
 
-def _run(folders, out, model, quality, limit, example) -> dict:
+def _run(folders, out, model, quality, limit, example, distractors) -> dict:
     loaded = analysis.resolve_model(model, "image")
     q = quality if quality is not None else loaded.variant.default_quality
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +227,15 @@ def _run(folders, out, model, quality, limit, example) -> dict:
     all_t = np.concatenate([np.stack(query_thumbs[k]) for k in QUERIES])
     retrieval["all"] = {"recall_at_1": _recall(gallery, all_q, np.tile(truth, len(QUERIES))),
                         "thumbnail_recall_at_1": _recall(thumbs, all_t, np.tile(truth, len(QUERIES)))}
+    extra = _images(Path(distractors), None) if distractors is not None and Path(distractors).is_dir() else []
+    if extra:
+        big = np.concatenate([gallery, np.stack([analysis.image_features(_load(p), model=loaded) for p in extra])])
+        big_t = np.concatenate([thumbs, np.stack([thumbnail_features(_load(p)) for p in extra])])
+        with_d = {kind: {"recall_at_1": _recall(big, np.stack(query_feats[kind]), truth),
+                         "thumbnail_recall_at_1": _recall(big_t, np.stack(query_thumbs[kind]), truth)} for kind in kinds}
+        with_d["all"] = {"recall_at_1": _recall(big, all_q, np.tile(truth, len(QUERIES))),
+                         "thumbnail_recall_at_1": _recall(big_t, all_t, np.tile(truth, len(QUERIES)))}
+        retrieval["with_distractors"] = {"distractors": len(extra), "folder": str(distractors), **with_d}
     t_retrieval = time.perf_counter() - t0
 
     def rates(sel: list[dict]) -> dict:
@@ -253,6 +268,7 @@ def _run(folders, out, model, quality, limit, example) -> dict:
             "control_clean_hottest_hits": "the clean image's hottest window overlaps the same box",
             "control_chance": "fraction of window positions that overlap the box (a random window's hit rate)",
             "recall_at_1": "the nearest clean image (cosine of image_features) is the query's original",
+            "with_distractors": "the same with every image of the distractor folder added to the gallery",
             "all": "the three queries asked for (jpeg30, crop90, resize80) together; crop50 (a random half of each "
                    "side) and hflip (mirrored) are harder extras",
         },
