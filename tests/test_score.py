@@ -276,3 +276,19 @@ def test_bench_anomaly_small(model, tmp_path, capsys):
     assert (out / "example_heatmaps.png").is_file()
     assert torch.get_num_threads() == threads and codec.CODING_THREADS is None  # restored
     assert cli.main(["bench", "anomaly", "--data", str(tmp_path / "missing")]) == 2
+
+
+def test_context_model_scores_through_the_same_contract():
+    """The channel-group + checkerboard model: its y is coded in passes, yet the per-position bits add
+    up to what its file spends, and a noise patch raises its score."""
+    testing = pytest.importorskip("aecodec.testing")
+    if not hasattr(testing, "tiny_context_model"):
+        pytest.skip("no context model in this tree")
+    m = testing.tiny_context_model()
+    img = smooth(192, 128, 4)
+    s = analysis.score_image(img, 2, model=m)
+    file_bits = 8 * len(codec.compress_image(img, 2, model=m))
+    assert 0 < file_bits - s.bits < 8 * 400
+    bad, _ = with_noise_patch(img, 4)
+    assert analysis.score_image(bad, 2, model=m).bits_per_pixel > s.bits_per_pixel
+    assert analysis.image_features(img, model=m).shape == (2 * m.net.M,)
