@@ -97,6 +97,28 @@ def audio_vector():
     (OUT / "audio-speech-6k-stereo.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def audio_ladder_vector():
+    """A mono 16 kHz clip at -b 12: the speech rate ladder's top rung (envelope aec-env-v2-b64, 1.3)."""
+    import numpy as np
+
+    from aecodec import audio
+
+    rate = 16000
+    t = np.arange(int(0.9 * rate)) / rate
+    f0 = 140 + 30 * np.sin(2 * np.pi * 3 * t)  # a voiced sound with vibrato: harmonics that move
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    x = sum(0.2 / k * np.sin(k * phase) for k in range(1, 20)) * np.hanning(len(t)) ** 0.5
+    x = x.astype(np.float32)
+    data = audio.compress(x, rate, 12, model="speech")
+    y, _ = audio.decompress(data)
+    (OUT / "audio-speech-12k-ladder.aec").write_bytes(data)
+    np.save(OUT / "audio-speech-12k-ladder.expected.npy", y)
+    doc = {"sample_rate": rate, "channels": 1, "frames": len(x), "model": audio.read_info(data).header["model"],
+           "envelope": audio.read_info(data).header["audio"]["envelope"],
+           "sample_tolerance": 1e-4, "expected": "audio-speech-12k-ladder.expected.npy"}
+    (OUT / "audio-speech-12k-ladder.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
@@ -109,4 +131,5 @@ if __name__ == "__main__":
         image_vector()
     if "--no-audio" not in sys.argv:
         audio_vector()
+        audio_ladder_vector()
     print("wrote", sorted(p.name for p in OUT.iterdir()))
