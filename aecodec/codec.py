@@ -236,7 +236,8 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     }
     level = float(quality) - 1.0
     rgb = _pad(planes.rgb, IMAGE_ALIGN)
-    with container.ContainerWriter(fileobj, header) as writer:
+    # context models' tiles are SPEC §6.1 (since 1.3); plain hyperprior tiles are 1.0
+    with container.ContainerWriter(fileobj, header, minor=3 if hasattr(loaded.net, "y_order") else 0) as writer:
         def one(item):
             i, (x, y, tw, th) = item
             return encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision, i)

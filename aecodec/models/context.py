@@ -34,6 +34,13 @@ from aecodec.models.image import IMAGE_LAMBDAS, InferenceGDN, _conv
 # v6's ten levels plus two higher ones for the ≥ 38.5 dB end of the curve.
 CONTEXT_LAMBDAS = IMAGE_LAMBDAS + (0.36, 0.72)
 GROUPS = (16, 16, 32, 64, 64)
+
+
+def default_groups(M: int) -> tuple[int, ...]:
+    """ELIC's uneven split, 1/12, 1/12, 1/6, 1/3, 1/3 of the channels (16, 16, 32, 64, 64 for M = 192)."""
+    if M % 12:
+        raise ValueError(f"M={M} must be a multiple of 12 for the default channel groups")
+    return (M // 12, M // 12, M // 6, M // 3, M // 3)
 LRP_HIDDEN = 64
 CTX_HIDDEN = 64
 
@@ -132,7 +139,7 @@ class ContextHyperprior(GainedHyperprior):
 
     Args:
         N: hidden channels of the transforms and channels of z.
-        M: latent channels (the sum of ``groups``).
+        M: latent channels (the sum of ``groups``; default groups: ``default_groups(M)``).
         levels: quality levels (one gain vector each).
         inference: build without CompressAI (InferenceGDN, CodingTables); weights must be loaded.
     """
@@ -141,8 +148,9 @@ class ContextHyperprior(GainedHyperprior):
     align = 64
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = len(CONTEXT_LAMBDAS), precision: int = 16,
-                 inference: bool = False, groups: tuple[int, ...] = GROUPS):
+                 inference: bool = False, groups: tuple[int, ...] | None = None):
         super().__init__(N, M, levels, precision, inference)
+        groups = tuple(groups) if groups is not None else default_groups(M)
         if sum(groups) != M:
             raise ValueError(f"groups {groups} must add up to M={M}")
         self.groups = tuple(groups)

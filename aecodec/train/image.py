@@ -62,6 +62,7 @@ class ImageTrainConfig:
     compile: bool = False  # torch.compile the transforms (see common.compile_transforms)
     init: Path | None = None  # start from exported weights (safetensors) when no checkpoint exists
     arch: str = "hyperprior"  # a key of ARCHITECTURES; "context" grows from hyperprior weights given as init
+    time_limit_s: float | None = None  # stop (with a checkpoint) after this long, e.g. a lent GPU's minutes
     entropy_only: bool = False  # context arch: train the latent codec of fixed transforms on cached latents
     straight_through_from: float = 0.75  # fraction of the run after which the synthesis sees rounded latents
 
@@ -81,7 +82,7 @@ class CropDataset:
             if min(arr.shape[:2]) >= crop:
                 self.images.append(arr)
         if not self.images:
-            raise ValueError(f"no image under {folder} is at least {crop}×{crop}")
+            raise ValueError(f"no image under {', '.join(map(str, folders))} is at least {crop}×{crop}")
         self.crop = crop
         self.rng = np.random.default_rng(seed)
 
@@ -154,8 +155,9 @@ def train_image(cfg: ImageTrainConfig) -> Path:
               arch=cfg.arch, entropy_only=cfg.entropy_only, images=len(data.images), N=cfg.N, M=cfg.M, lr=cfg.lr, precision=cfg.precision, compile=cfg.compile, world_size=env.world_size,
               device=str(env.device))
     t_last, window = time.time(), []
+    deadline = time.time() + cfg.time_limit_s if cfg.time_limit_s else math.inf
     model.train()
-    while step < cfg.steps:
+    while step < cfg.steps and time.time() < deadline:
         lr = learning_rate(step, cfg.steps, cfg.lr)
         optimizer.param_groups[0]["lr"] = lr
         q = torch.randint(0, model.levels, (cfg.batch_size,), device=env.device)
@@ -181,7 +183,7 @@ def train_image(cfg: ImageTrainConfig) -> Path:
             log.write(step=step, loss=round(loss, 5), bpp=round(bpp, 5), psnr=round(10 * math.log10(1 / mse), 3),
                       aux=round(aux_v, 3), lr=lr, s_per_step=round((time.time() - t_last) / len(window), 4))
             window, t_last = [], time.time()
-        if env.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if env.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps or time.time() >= deadline):
             save_checkpoint(ckpt, model, optimizer, step, {"N": cfg.N, "M": cfg.M, "arch": cfg.arch,
                                                            "entropy_only": cfg.entropy_only})
     teardown_distributed(env)
@@ -203,6 +205,9 @@ class LatentDataset:
     cached in the run directory; draws whole latents under the eight flips and transposes."""
 
     def __init__(self, model: ContextHyperprior, crops: CropDataset, cache: Path, seed: int, size: int = 256):
+        size = min(size, min(min(img.shape[:2]) for img in crops.images)) // 64 * 64
+        if size < 64:
+            raise ValueError("entropy-only training needs images of at least 64×64")
         shape = (len(crops.images), model.M, size // 16, size // 16)
         if cache.exists() and np.load(cache, mmap_mode="r").shape == shape:
             self.latents = np.load(cache)
