@@ -119,6 +119,24 @@ def audio_ladder_vector():
     (OUT / "audio-speech-12k-ladder.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def context_vector():
+    """SPEC §6.1 with the seeded tiny context model of ``aecodec.testing`` (random weights, so
+    only this implementation can decode it): pins the coding order by group and pass and the
+    float64 parameters until a context model ships. Two 64-px tiles, quality 2.5."""
+    from PIL import Image
+
+    from aecodec import codec
+    from aecodec.testing import smooth_image, tiny_context_model
+
+    model = tiny_context_model()
+    data = codec.compress_image(smooth_image(96, 48, seed=11), 2.5, model=model, tile=64)
+    (OUT / "image-context-tiny.aec").write_bytes(data)
+    codec.decompress_image(data, model=model).save(OUT / "image-context-tiny.expected.png")
+    doc = {"width": 96, "height": 48, "mode": "RGB", "model": "aecodec.testing.tiny_context_model()",
+           "pixel_tolerance": 1, "expected": "image-context-tiny.expected.png"}
+    (OUT / "image-context-tiny.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
@@ -129,6 +147,7 @@ if __name__ == "__main__":
     container_vector("deflate", "1.1", compress_header=True)
     if "--no-image" not in sys.argv:
         image_vector()
+        context_vector()
     if "--no-audio" not in sys.argv:
         audio_vector()
         audio_ladder_vector()
