@@ -850,7 +850,7 @@ def cmd_train(args) -> int:
                                batch_size=args.batch_size or 8, crop=args.crop, lr=args.lr or 2e-4,
                                device=args.device, N=args.N or widths[0], M=args.M or widths[1], init=init,
                                threads=args.threads, precision=args.precision, compile=args.compile,
-                               arch=args.arch, entropy_only=args.entropy_only)
+                               arch=args.arch, context_only=args.context_only)
         ckpt = train_image(cfg)
     elif args.what == "audio":
         from aecodec.train.audio import AudioTrainConfig, train_audio
@@ -992,9 +992,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--arch", default="context", choices=["context", "hyperprior"],
                        help="image: context (v7: channel groups + checkerboard; --init with hyperprior weights "
                             "grows them) or hyperprior (v6)")
-    train.add_argument("--entropy-only", action="store_true",
-                       help="image, context arch: train only the latent codec (hyperprior + context) of fixed "
-                            "transforms, on latents computed once (a fraction of a full step's cost)")
+    train.add_argument("--context-only", action="store_true",
+                       help="image, context arch: train only the context networks (transforms and hyperprior "
+                            "fixed), on latents computed once (a fraction of a full step's cost)")
     train.add_argument("--N", type=int, default=None, help="image: hidden channels (default 128 context, 96 hyperprior)")
     train.add_argument("--M", type=int, default=None, help="image: latent channels (default 192 context, 160 hyperprior)")
     train.add_argument("--family", default="speech", choices=["speech", "music"], help="audio: model family")

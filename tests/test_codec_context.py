@@ -174,8 +174,8 @@ def image_folder(tmp_path):
     return d
 
 
-@pytest.mark.parametrize("entropy_only", [False, True])
-def test_training_grows_from_hyperprior_weights_and_exports(image_folder, tmp_path, entropy_only):
+@pytest.mark.parametrize("context_only", [False, True])
+def test_training_grows_from_hyperprior_weights_and_exports(image_folder, tmp_path, context_only):
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
@@ -183,8 +183,8 @@ def test_training_grows_from_hyperprior_weights_and_exports(image_folder, tmp_pa
     v6.update_tables()
     save_file({k: v.contiguous() for k, v in v6.state_dict().items()}, str(tmp_path / "v6.safetensors"))
     run = tmp_path / "run"
-    cfg = ImageTrainConfig(data=[image_folder], out=run, steps=2, batch_size=2, crop=64, N=16, M=32, log_every=1,
-                           arch="context", entropy_only=entropy_only, init=tmp_path / "v6.safetensors")
+    cfg = ImageTrainConfig(data=[image_folder], out=run, steps=2, batch_size=2, crop=64, N=16, M=24, log_every=1,
+                           arch="context", context_only=context_only, init=tmp_path / "v6.safetensors")
     ckpt = train_image(cfg)
     lines = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
     assert lines[0]["arch"] == "context" and [line["step"] for line in lines if "loss" in line] == [1, 2]
@@ -192,10 +192,10 @@ def test_training_grows_from_hyperprior_weights_and_exports(image_folder, tmp_pa
     state = torch.load(ckpt, weights_only=True)["model"]
     grown_last, _ = subpixel_from_deconv(v6.g_s[6].weight.detach(), v6.g_s[6].bias.detach())
     moved = not torch.allclose(state["g_s.6.0.weight"][:12, :16], grown_last)
-    assert moved != entropy_only  # an entropy-only run keeps the transforms as grown
-    assert (run / "latents.npy").exists() == entropy_only
+    assert moved != context_only  # an context-only run keeps the transforms as grown
+    assert (run / "latents.npy").exists() == context_only
     exported = export_checkpoint(ckpt, tmp_path / "v7.safetensors")
-    net = ContextHyperprior(N=16, M=32, inference=True)
+    net = ContextHyperprior(N=16, M=24, inference=True)
     from safetensors.torch import load_file
 
     net.load_state_dict(load_file(str(exported)))

@@ -196,7 +196,7 @@ class ContextHyperprior(GainedHyperprior):
     def entropy_forward(self, y: Tensor, quality: Tensor) -> dict:
         """The latent codec alone: unscaled latent y (g_a's output) -> likelihoods, and the
         normalised latents the synthesis would see (noisy and rounded). Training the entropy
-        model of fixed transforms needs only this (see ``train.image``, ``entropy_only``)."""
+        model of fixed transforms needs only this (see ``train.image``, ``context_only``)."""
         gain, inv_gain = self.gains(quality)
         y = y * gain
         z = self._transform(self.h_a, y)
