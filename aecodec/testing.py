@@ -4,6 +4,7 @@
                           with random context networks so every pass's parameters depend on
                           what was decoded before it (the zero init would hide the context)
     smooth_image(w, h)    a smooth uint8 picture with a little noise
+    with_threads(t, c, f) f() with t torch threads and c coding threads (determinism tests)
 """
 
 from __future__ import annotations
@@ -33,3 +34,19 @@ def smooth_image(w: int, h: int, seed: int = 0, channels: int = 3) -> np.ndarray
     base = [(np.sin(xx / 7 + c) * np.cos(yy / 5 - c) + 1) * 110 for c in range(channels)]
     arr = np.stack(base, -1) + rng.normal(0, 4, (h, w, channels))
     return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def with_threads(torch_threads: int, coding_threads: int, fn):
+    """fn() with ``torch_threads`` torch threads and ``coding_threads`` tile/segment threads, restored after."""
+    import torch
+
+    from aecodec import codec
+
+    before, coding_before = torch.get_num_threads(), codec.CODING_THREADS
+    torch.set_num_threads(torch_threads)
+    codec.CODING_THREADS = coding_threads
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+        codec.CODING_THREADS = coding_before

@@ -20,7 +20,7 @@ from aecodec.models.context import (
     subpixel_from_deconv,
 )
 from aecodec.models.image import GainedMeanScaleHyperprior
-from aecodec.testing import smooth_image, tiny_context_model
+from aecodec.testing import smooth_image, tiny_context_model, with_threads
 from aecodec.train.export import export_checkpoint
 from aecodec.train.image import ImageTrainConfig, train_image
 
@@ -28,17 +28,6 @@ from aecodec.train.image import ImageTrainConfig, train_image
 @pytest.fixture(scope="module")
 def model():
     return tiny_context_model()
-
-
-def with_threads(torch_threads, coding_threads, fn):
-    before, coding_before = torch.get_num_threads(), codec.CODING_THREADS
-    torch.set_num_threads(torch_threads)
-    codec.CODING_THREADS = coding_threads
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(before)
-        codec.CODING_THREADS = coding_before
 
 
 @pytest.mark.parametrize("size,tile", [((1, 1), 1024), ((130, 70), 1024), ((200, 140), 128), ((64, 300), 64)])

@@ -4,11 +4,11 @@ thread counts, coding threads, batch vs single CLI runs, and the Numba vs the re
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from aecodec import audio, cli, codec, container, entropy
 from aecodec.entropy import reference
+from aecodec.testing import with_threads
 from tests.test_codec_audio import MODEL as AUDIO_MODEL
 from tests.test_codec_audio import speechlike
 from tests.test_codec_image import smooth_image, tiny_model
@@ -16,17 +16,6 @@ from tests.test_codec_image import smooth_image, tiny_model
 IMAGE_MODEL = tiny_model()
 IMAGE = smooth_image(200, 140, seed=3)
 SPEECH = speechlike(21.0, 16000, channels=2)  # three segments
-
-
-def with_threads(torch_threads: int, coding_threads: int, fn):
-    before, coding_before = torch.get_num_threads(), codec.CODING_THREADS
-    torch.set_num_threads(torch_threads)
-    codec.CODING_THREADS = coding_threads
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(before)
-        codec.CODING_THREADS = coding_before
 
 
 SETTINGS = [(1, 1), (2, 1), (1, 2), (2, 2), (2, 4)]

@@ -85,12 +85,7 @@ def decode(data, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) -> np
     buf = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else np.ascontiguousarray(data, np.uint8)
     out = np.empty(indexes.size, np.int32)
     status, where = _rc.decode_kernel(buf, indexes.reshape(-1), cdfs, cdf_lengths, offsets, int(precision), out)
-    if status == _rc.ERR_INDEX:
-        raise InvalidTableError(f"index {indexes.reshape(-1)[where]} of symbol {where} is outside [0, {cdfs.shape[0]})")
-    if status == _rc.ERR_TRUNCATED:
-        raise TruncatedError(f"range-coded data ends early ({buf.size} bytes, at symbol {where} of {indexes.size})")
-    if status == _rc.ERR_CORRUPT:
-        raise CorruptStreamError(f"range-coded data is corrupt (impossible value at symbol {where} of {indexes.size})")
+    _raise_status(status, where, indexes, cdfs.shape[0], buf.size, str(indexes.size))
     if status == _rc.ERR_TRAILING:
         raise CorruptStreamError(f"range-coded data has bytes left over after {indexes.size} symbols")
     return out.reshape(indexes.shape)
