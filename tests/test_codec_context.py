@@ -191,3 +191,24 @@ def test_training_grows_from_hyperprior_weights_and_exports(image_folder, tmp_pa
     loaded = registry.from_network(net)
     data = codec.compress_image(smooth_image(70, 50), 12, model=loaded)
     assert codec.decompress_image(data, model=loaded).size == (70, 50)
+
+
+@pytest.mark.slow
+def test_device_run_trains_v7_from_v6_and_unpacks(tmp_path, monkeypatch):
+    """The one-command GPU run, on CPU for two steps: v6 grown, trained, written as shards that
+    unpack into weights a new run can start from."""
+    from safetensors.torch import load_file
+
+    from aecodec.train import device
+
+    monkeypatch.chdir(tmp_path)
+    crops = tmp_path / ".gpu" / "crops"
+    crops.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(smooth_image(256, 256, seed=i)).save(crops / f"{i}.jpg", quality=95)
+    out = device.run(minutes=5, out=tmp_path / "out", steps=2, batch_size=1, device="cpu")
+    assert sorted(p.name for p in out.glob("model-*.safetensors")) and (out / "train.log").exists()
+    assert all(p.stat().st_size <= device.SHARD_BYTES + (1 << 20) for p in out.glob("model-*.safetensors"))
+    init = device.unpack(out, tmp_path / "unpacked")
+    net = ContextHyperprior()
+    net.load_state_dict(load_file(str(init)))
