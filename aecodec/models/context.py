@@ -193,10 +193,12 @@ class ContextHyperprior(GainedHyperprior):
         out["x_hat"] = self._transform(self.g_s, self._refine(y_n, out.pop("mu_h_n")))
         return out
 
-    def entropy_forward(self, y: Tensor, quality: Tensor) -> dict:
+    def entropy_forward(self, y: Tensor, quality: Tensor, rounded: bool = False) -> dict:
         """The latent codec alone: unscaled latent y (g_a's output) -> likelihoods, and the
         normalised latents the synthesis would see (noisy and rounded). Training the entropy
-        model of fixed transforms needs only this (see ``train.image``, ``context_only``)."""
+        model of fixed transforms needs only this (see ``train.image``, ``context_only``).
+        ``rounded``: the y rate of the rounded latent (straight-through), i.e. what the coder
+        will spend, instead of the noisy proxy; for training parameters of fixed latents."""
         gain, inv_gain = self.gains(quality)
         y = y * gain
         z = self._transform(self.h_a, y)
@@ -217,6 +219,11 @@ class ContextHyperprior(GainedHyperprior):
             sigmas.append(sigma)
         mu, sigma = torch.cat(mus, 1), torch.cat(sigmas, 1)
         y_noisy, y_likelihoods = self.gaussian_conditional(y, sigma, mu)
+        if rounded:
+            gc = self.gaussian_conditional
+            y_likelihoods = gc._likelihood(_round_ste(y - mu) + mu, sigma, mu)
+            if gc.use_likelihood_bound:
+                y_likelihoods = gc.likelihood_lower_bound(y_likelihoods)
         return {"likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "noisy_n": y_noisy * inv_gain,
                 "rounded_n": torch.cat(rounded_n, 1), "mu_h_n": mu_h * inv_gain}
 

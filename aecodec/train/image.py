@@ -166,7 +166,7 @@ def train_image(cfg: ImageTrainConfig) -> Path:
         optimizer.param_groups[0]["lr"] = lr
         q = torch.randint(0, model.levels, (cfg.batch_size,), device=env.device)
         if latents is not None:
-            rd = rate_only(model.entropy_forward(latents.batch(cfg.batch_size).to(env.device), q))
+            rd = rate_only(model.entropy_forward(latents.batch(cfg.batch_size).to(env.device), q, rounded=True))
         else:
             x = data.batch(cfg.batch_size).to(env.device)
             out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
