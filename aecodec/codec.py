@@ -143,7 +143,7 @@ def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray,
 def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int, key: int, what: str = "tile",
                    quality_level: float | None = None):
     """The mirror of encode_latents -> (y symbols, what the synthesis needs: the means for a
-    hyperprior model, (ŷ, z symbols) for a context model, which needs ``quality_level`` to
+    hyperprior model, (ŷ, μh) for a context model, which needs ``quality_level`` to
     compute its passes' parameters); a desync raises CorruptStreamError."""
     if len(payload) < TILE_HEAD.size:
         raise FormatError(f"{what} payload shorter than its header")
@@ -159,9 +159,9 @@ def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int
         if hasattr(net, "decode_y"):
             stream = entropy.StreamDecoder(y_data, *net.y_tables(), precision=precision)
             with single_threaded_torch():
-                y_sym, _, y_hat = net.decode_y(z_sym, quality_level, lambda k, sel, means, idx: stream.decode(idx))
+                y_sym, _, y_hat, mu_h = net.decode_y(z_sym, quality_level, lambda k, sel, means, idx: stream.decode(idx))
             stream.finish()
-            means = (y_hat, z_sym)
+            means = (y_hat, mu_h)
         else:
             with single_threaded_torch():
                 y_idx, means = net.hyper_decode(z_sym)

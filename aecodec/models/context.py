@@ -275,15 +275,15 @@ class ContextHyperprior(GainedHyperprior):
             s, e = group_bounds(self.groups)[group]
             return np.round(y64[s:e][:, sel] - means).astype(np.int32)
 
-        y_symbols, y_indexes, _ = self.decode_y(z_symbols, quality, read)
+        y_symbols, y_indexes, _, _ = self.decode_y(z_symbols, quality, read)
         return z_symbols, y_symbols, y_indexes
 
     @torch.no_grad()
-    def decode_y(self, z_symbols: np.ndarray, quality: float, read) -> tuple[np.ndarray, np.ndarray, Tensor]:
+    def decode_y(self, z_symbols: np.ndarray, quality: float, read) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
         """The coding loop both sides run. ``read(group, sel, means, indexes)`` returns the
         int32 symbols [c, n] of one pass (the encoder rounds its latent; the decoder decodes
         them from the stream with ``indexes``). Returns y symbols [M, h, w], y indexes
-        [M, h, w] and the normalised latent ŷ_n [1, M, h, w] (float64)."""
+        [M, h, w], the normalised latent ŷ_n and the hyper means μh (both [1, M, h, w] float64)."""
         gain, inv_gain = (t.double() for t in self.gains(torch.tensor([float(quality)])))
         z_hat = torch.from_numpy(z_symbols).double()[None] + self._medians(torch.float64)
         mu_h, sigma_h = self._h_s_float64()(z_hat).chunk(2, 1)
@@ -307,15 +307,13 @@ class ContextHyperprior(GainedHyperprior):
                 y_indexes[s:e][:, sel_np] = idx
                 y_n[0, s:e][:, sel] = (torch.from_numpy(sym).double() + mu_sel) * ig[0, :, :, 0]
                 spatial_in = y_n[:, s:e] * mask
-        return y_symbols, y_indexes, y_n
+        return y_symbols, y_indexes, y_n, mu_h
 
     @torch.no_grad()
-    def synthesize(self, y_n: Tensor, z_symbols: np.ndarray, quality: float) -> Tensor:
-        """ŷ_n [1, M, h, w] (float64, from decode_y) -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
-        z_hat = torch.from_numpy(z_symbols).double()[None] + self._medians(torch.float64)
+    def synthesize(self, y_n: Tensor, mu_h: Tensor, quality: float) -> Tensor:
+        """ŷ_n and μh [1, M, h, w] (float64, from decode_y) -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
         _, inv_gain = self.gains(torch.tensor([float(quality)]))
-        mu_h = self._h_s_float64()(z_hat).chunk(2, 1)[0].float()
-        y = self._refine(y_n.float(), mu_h * inv_gain)
+        y = self._refine(y_n.float(), mu_h.float() * inv_gain)
         return self.g_s(y.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
 
 
