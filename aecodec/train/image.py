@@ -148,7 +148,9 @@ def train_image(cfg: ImageTrainConfig) -> Path:
         from safetensors.torch import load_file
 
         state = load_file(str(cfg.init))
-        if isinstance(model, ContextHyperprior) and not any(k.startswith("context.") for k in state):
+        if "latent_order" in state:  # a context snapshot: v6 grown in its order + its context nets
+            state = _from_snapshot(state, model)
+        elif isinstance(model, ContextHyperprior) and not any(k.startswith("context.") for k in state):
             state = _grown(state, model, data)
         model.load_state_dict(state)
     latents = LatentDataset(model, data, cfg.out / "latents.npy", cfg.seed + step) if cfg.context_only else None
@@ -255,3 +257,37 @@ def _grown(state: dict, model: ContextHyperprior, data: CropDataset) -> dict:
     crops = [data.batch(1) for _ in range(16)]
     order = latent_order_by_rate(old, crops, old.levels // 2)
     return grow_from_hyperprior(state, model.state_dict(), order)
+
+
+SNAPSHOT_BASE = "image-hyperprior-gain-v6"
+
+
+def write_context_snapshot(checkpoint: Path, out: Path) -> Path:
+    """A context-only run in a few MB: its context networks (fp16) and the latent channel order
+    it grew v6 with (read back from g_a's last layer). ``--init`` with the snapshot rebuilds the
+    same model from the shipped v6 weights; the optimizer state is not kept."""
+    from safetensors.torch import load_file, save_file
+
+    from aecodec import registry
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    base = load_file(str(registry.weights_path(registry.variant(SNAPSHOT_BASE))))["g_a.6.weight"]
+    grown = state["g_a.6.weight"][:, : base.shape[1]]
+    order = [int(torch.nonzero((base == row).flatten(1).all(1))[0]) for row in grown[: base.shape[0]]]
+    tensors = {k: v.half().contiguous() for k, v in state.items() if k.startswith("context.")}
+    tensors["latent_order"] = torch.tensor(order, dtype=torch.int64)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata={"base": SNAPSHOT_BASE, "step": str(torch.load(
+        checkpoint, map_location="cpu", weights_only=True)["step"])})
+    return out
+
+
+def _from_snapshot(snapshot: dict, model: ContextHyperprior) -> dict:
+    from safetensors.torch import load_file
+
+    from aecodec import registry
+
+    base = load_file(str(registry.weights_path(registry.variant(SNAPSHOT_BASE))))
+    state = grow_from_hyperprior(base, model.state_dict(), snapshot["latent_order"].numpy())
+    state.update({k: v.float() for k, v in snapshot.items() if k.startswith("context.")})
+    return state
