@@ -12,6 +12,7 @@ import argparse
 import io
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,9 @@ def speech_demo(args) -> None:
     print(f"{'-b':>4} {'bytes':>6} {'kbps':>6} {'SI-SDR':>7} {'log-mel':>7} {'enc ×RT':>8} {'dec ×RT':>8}")
     for kbps in [float(k) for k in args.kbps.split(",")]:
         t0 = time.perf_counter()
-        data = audio.compress(x, rate, kbps)
+        with warnings.catch_warnings(record=True) as caught:  # a rate below the model's: said in the table
+            warnings.simplefilter("always", audio.RateWarning)
+            data = audio.compress(x, rate, kbps)
         t1 = time.perf_counter()
         y, _ = audio.decompress(data)
         t2 = time.perf_counter()
@@ -99,7 +102,8 @@ def speech_demo(args) -> None:
         (args.out / f"{stem}.aec").write_bytes(data)
         sf.write(str(args.out / f"{stem}.wav"), y, rate)
         print(f"{kbps:>4g} {len(data):>6} {8 * len(data) / 1000 / seconds:>6.2f} {si_sdr(x[:, 0], y[:, 0]):>7.2f} "
-              f"{log_mel_distance(x[:, 0], y[:, 0], rate):>7.3f} {seconds / (t1 - t0):>8.1f} {seconds / (t2 - t1):>8.1f}")
+              f"{log_mel_distance(x[:, 0], y[:, 0], rate):>7.3f} {seconds / (t1 - t0):>8.1f} {seconds / (t2 - t1):>8.1f}"
+              + ("  (below the model's lowest rate)" if any(issubclass(w.category, audio.RateWarning) for w in caught) else ""))
 
 
 if __name__ == "__main__":
