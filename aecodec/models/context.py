@@ -202,7 +202,9 @@ class ContextHyperprior(GainedHyperprior):
         gain, inv_gain = self.gains(quality)
         y = y * gain
         z = self._transform(self.h_a, y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        # rounded: ẑ rounded at its medians too, as the coder does (a noisy ẑ would hand the
+        # context nets other hyper parameters in training than in coding)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z, training=False if rounded else None)
         mu_h, sigma_h = self._transform(self.h_s, z_hat).chunk(2, 1)
         mask = torch.from_numpy(anchor_mask(*y.shape[2:])).to(y.device)
         mus, sigmas, rounded_n = [], [], []
