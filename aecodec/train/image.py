@@ -154,6 +154,9 @@ def train_image(cfg: ImageTrainConfig) -> Path:
             state = _grown(state, model, data)
         model.load_state_dict(state)
     latents = LatentDataset(model, data, cfg.out / "latents.npy", cfg.seed + step) if cfg.context_only else None
+    # Each level's rate relative to its rate before the context learned anything (as BD-rate weighs
+    # levels): the raw sum is dominated by the high levels' bits (~16x level 0's).
+    level_bpp = reference_rates(model, latents) if latents is not None else None
     net = wrap_ddp(model, env)
     log = JsonLog(cfg.out / "train.log", enabled=env.is_main)
     lambdas_all = torch.tensor(lambdas, device=env.device)
@@ -168,7 +171,8 @@ def train_image(cfg: ImageTrainConfig) -> Path:
         optimizer.param_groups[0]["lr"] = lr
         q = torch.randint(0, model.levels, (cfg.batch_size,), device=env.device)
         if latents is not None:
-            rd = rate_only(model.entropy_forward(latents.batch(cfg.batch_size).to(env.device), q, rounded=True))
+            rd = rate_only(model.entropy_forward(latents.batch(cfg.batch_size).to(env.device), q, rounded=True),
+                           level_bpp[q])
         else:
             x = data.batch(cfg.batch_size).to(env.device)
             out = net(x, q, step >= int(cfg.straight_through_from * cfg.steps))
@@ -196,14 +200,25 @@ def train_image(cfg: ImageTrainConfig) -> Path:
     return ckpt
 
 
-def rate_only(out: dict) -> dict:
-    """bpp of latents alone (16×16 pixels per latent position); loss = bpp. The MSE entry is
-    a placeholder of the log's PSNR column: the transforms are fixed, so it is not measured."""
+def rate_only(out: dict, reference: torch.Tensor | None = None) -> dict:
+    """bpp of latents alone (16×16 pixels per latent position); loss = mean(bpp / reference) when
+    each sample's level has a reference rate, else mean(bpp). The MSE entry is a placeholder of
+    the log's PSNR column: the transforms are fixed, so it is not measured."""
     y = out["likelihoods"]["y"]
     num_pixels = y.shape[2] * y.shape[3] * 256
     bits = sum(torch.log(lk).flatten(1).sum(1) for lk in out["likelihoods"].values()) / -math.log(2)
     bpp = bits / num_pixels
-    return {"loss": bpp.mean(), "bpp": bpp.mean(), "mse": torch.tensor(1.0)}
+    loss = (bpp / reference).mean() if reference is not None else bpp.mean()
+    return {"loss": loss, "bpp": bpp.mean(), "mse": torch.tensor(1.0)}
+
+
+def reference_rates(model: ContextHyperprior, latents: "LatentDataset", n: int = 16) -> torch.Tensor:
+    """Rounded rate (bpp) per level on n latents, as the model codes them now (no gradients)."""
+    y = latents.batch(n)
+    with torch.no_grad():
+        rates = [rate_only(model.entropy_forward(y, torch.full((n,), float(q)), rounded=True))["bpp"]
+                 for q in range(model.levels)]
+    return torch.stack(rates).clamp_min(1e-4)
 
 
 class LatentDataset:
