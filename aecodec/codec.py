@@ -132,7 +132,7 @@ def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray,
     """Symbols of one coded unit (an image tile, an audio segment channel) -> payload
     ``<III z bytes, y bytes, crc32(key, symbols)> | z data | y data``."""
     z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
-    if hasattr(net, "y_order"):  # a context model: y is coded pass by pass (SPEC §6.2)
+    if hasattr(net, "y_order"):  # a context model: y is coded pass by pass (SPEC §6.1)
         order = net.y_order(y_sym.shape)
         y_data = entropy.encode(y_sym.reshape(-1)[order], y_idx.reshape(-1)[order], *net.y_tables(), precision=precision)
     else:

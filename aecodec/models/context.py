@@ -25,7 +25,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aecodec.models.hyperprior import SCALES_MIN, GainedHyperprior
@@ -33,9 +32,6 @@ from aecodec.models.image import IMAGE_LAMBDAS, InferenceGDN, _conv
 
 # v6's ten levels plus two higher ones for the ≥ 38.5 dB end of the curve.
 CONTEXT_LAMBDAS = IMAGE_LAMBDAS + (0.36, 0.72)
-GROUPS = (16, 16, 32, 64, 64)
-
-
 def default_groups(M: int) -> tuple[int, ...]:
     """ELIC's uneven split, 1/12, 1/12, 1/6, 1/3, 1/3 of the channels (16, 16, 32, 64, 64 for M = 192)."""
     if M % 12:
@@ -45,7 +41,7 @@ LRP_HIDDEN = 64
 CTX_HIDDEN = 64
 
 
-def group_bounds(groups: tuple[int, ...] = GROUPS) -> list[tuple[int, int]]:
+def group_bounds(groups: tuple[int, ...]) -> list[tuple[int, int]]:
     out, s = [], 0
     for c in groups:
         out.append((s, s + c))
@@ -220,14 +216,18 @@ class ContextHyperprior(GainedHyperprior):
             mus.append(mu)
             sigmas.append(sigma)
         mu, sigma = torch.cat(mus, 1), torch.cat(sigmas, 1)
-        y_noisy, y_likelihoods = self.gaussian_conditional(y, sigma, mu)
+        rounded_n = torch.cat(rounded_n, 1)
+        gc = self.gaussian_conditional
         if rounded:
-            gc = self.gaussian_conditional
             y_likelihoods = gc._likelihood(_round_ste(y - mu) + mu, sigma, mu)
             if gc.use_likelihood_bound:
                 y_likelihoods = gc.likelihood_lower_bound(y_likelihoods)
-        return {"likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "noisy_n": y_noisy * inv_gain,
-                "rounded_n": torch.cat(rounded_n, 1), "mu_h_n": mu_h * inv_gain}
+            noisy_n = rounded_n
+        else:
+            y_noisy, y_likelihoods = gc(y, sigma, mu)
+            noisy_n = y_noisy * inv_gain
+        return {"likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "noisy_n": noisy_n,
+                "rounded_n": rounded_n, "mu_h_n": mu_h * inv_gain}
 
     def _refine(self, y_n: Tensor, mu_h_n: Tensor) -> Tensor:
         """ŷ_n + LRP, group by group (each sees the latent up to and including its group)."""
