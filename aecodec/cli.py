@@ -334,6 +334,10 @@ def cmd_encode(args) -> int:
             return encode_audio_job(job, raw, args)
         return encode_image_job(job, raw, args, codec)
 
+    if args.ray is not None:  # --ray [ADDRESS]: the same jobs on a Ray cluster (aecodec.ray)
+        from aecodec import ray as ray_jobs
+
+        return ray_jobs.run_cli("encode", jobs, args)
     return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
 
 
@@ -467,6 +471,10 @@ def cmd_decode(args) -> int:
         return {"modality": "image", "width": w, "height": h, "mode": image.mode, "bytes": len(data),
                 "decode_seconds": round(seconds, 4), "line": line}
 
+    if args.ray is not None:  # --ray [ADDRESS]: the same jobs on a Ray cluster (aecodec.ray)
+        from aecodec import ray as ray_jobs
+
+        return ray_jobs.run_cli("decode", jobs, args)
     return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
 
 
@@ -770,6 +778,10 @@ def cmd_score(args) -> int:
     if args.overlay and not args.heatmap:
         raise UsageError("--overlay needs --heatmap DIR")
     files = _score_files(args.inputs, IMAGE_INPUTS | AUDIO_SUFFIXES)
+    if args.ray is not None:  # --ray [ADDRESS]: the same scores on a Ray cluster (aecodec.ray)
+        from aecodec import ray as ray_jobs
+
+        return ray_jobs.run_cli_score(files, args)
     model = args.model
     if model is not None and modelfile.is_model_file(model):
         model = modelfile.load_model_file(model)  # once, and a bad file is one error (exit 1)
@@ -874,6 +886,13 @@ def cmd_train(args) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+# --ray [ADDRESS] (encode, decode, score): the same job on a Ray cluster, through aecodec.ray
+RAY_OPTION = dict(nargs="?", const="local", default=None, metavar="ADDRESS",
+                  help="run on a Ray cluster (pip install 'aecodec[ray]'): ADDRESS is auto, HOST:PORT or "
+                       "ray://HOST:PORT; without one, a local cluster (or RAY_ADDRESS's). Put it after the "
+                       "inputs or write --ray=ADDRESS; with -j N, N workers (default: one per CPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aecodec import __version__
 
@@ -895,6 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
         p.add_argument("--model", default=None,
                        help="model variant; audio: speech or music (default: speech for mono ≤ 24 kHz, else music)")
+        p.add_argument("--ray", **RAY_OPTION)
 
     enc = sub.add_parser("encode", help="compress images or audio to .aec")
     common(enc, "image or audio")
@@ -969,6 +989,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--threshold", type=float, default=None, metavar="T", help="mark files scoring above T as anomalous")
     score.add_argument("--tile", type=int, default=1024, help="images: window size (multiple of 64, 64..1024)")
     score.add_argument("-f", "--force", action="store_true", help="overwrite existing heatmaps")
+    score.add_argument("--ray", **RAY_OPTION)
     score.set_defaults(func=cmd_score)
 
     train = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
