@@ -375,7 +375,8 @@ def _audio_source(samples, rate):
 
 
 def _audio_model(source, model) -> registry.LoadedModel:
-    """As the codec picks (speech for mono up to 24 kHz, else music) unless a model is named."""
+    """Speech for mono up to 24 kHz, else music, unless a model is named (the sample-rate rule, not the
+    codec's content decision: a set of clips is scored with one model, so the scores compare)."""
     if model is None:
         from aecodec.audio import choose_model
 

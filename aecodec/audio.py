@@ -30,7 +30,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from aecodec import container, entropy, envelope, registry
+from aecodec import container, content, entropy, envelope, registry
 from aecodec.codec import (
     _int_field,
     _model_for,
@@ -57,21 +57,62 @@ MAX_SEGMENT = 1 << 19  # decompress() to an array refuses more decoded audio tha
 FAMILY_MODELS = {"speech": "audio-speech-v1", "music": "audio-music-v1"}
 
 __all__ = ["compress", "decompress", "read", "write", "encode", "decode", "read_info", "AudioInfo",
-           "choose_model", "quality_for_kbps"]
+           "choose", "choose_model", "ModelChoice", "quality_for_kbps"]
 
 
 # ---------------------------------------------------------------------------------------------
 # model and rate choices
 
 
-def choose_model(sample_rate: int, channels: int, kbps: float | None, model=None) -> registry.LoadedModel:
-    """An explicit model (name, family 'speech'/'music', or LoadedModel), else speech for mono
-    audio up to 24 kHz (or any mono request under 12 kbps), music otherwise."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model an encoder uses and why: ``by`` is "request" (named), "channels" (stereo: music),
+    "bitrate" (a mono request under 12 kbps: only speech reaches it), "content" (the speech/music
+    decision on the signal, aecodec/content.py) or "sample rate" (too short or quiet to judge:
+    speech up to 24 kHz, else music)."""
+
+    loaded: registry.LoadedModel
+    by: str
+    speech_probability: float | None = None
+
+    def describe(self) -> str:
+        if self.by == "content":
+            return f"by content, P(speech) {self.speech_probability:.2f}"
+        return f"by {self.by}"
+
+
+def choose(source: audio_io.AudioSource, kbps: float | None = None, model=None) -> ModelChoice:
+    """The model for an AudioSource: the one named, else by channels, bitrate, then content (a few
+    excerpts are read and the source rewound), falling back to the sample rate."""
+    if model is not None:
+        return ModelChoice(choose_model(source.sample_rate, source.channels, kbps, model), "request")
+    if source.channels != 1:
+        return ModelChoice(_load_family("music"), "channels")
+    if kbps is not None and kbps < 12:
+        return ModelChoice(_load_family("speech"), "bitrate")
+    samples = source.excerpt(content.excerpt_plan(source.frames, source.sample_rate))
+    decision = None if samples is None else content.classify(samples, source.sample_rate)
+    if decision is not None:
+        return ModelChoice(_load_family(decision.kind), "content", decision.speech_probability)
+    return ModelChoice(choose_model(source.sample_rate, 1, kbps), "sample rate")
+
+
+def choose_model(sample_rate: int, channels: int, kbps: float | None, model=None,
+                 samples: np.ndarray | None = None) -> registry.LoadedModel:
+    """An explicit model (name, family 'speech'/'music', or LoadedModel), else: music for stereo,
+    speech for a mono request under 12 kbps, else the speech/music decision on ``samples`` (when
+    given and long enough), else speech for mono audio up to 24 kHz and music above."""
     if isinstance(model, registry.LoadedModel):
         return model
+    if model is None and samples is not None:
+        return choose(audio_io.array_source(samples, sample_rate), kbps).loaded
     if model is None:
         speech = channels == 1 and (sample_rate <= 24000 or (kbps is not None and kbps < 12))
         model = "speech" if speech else "music"
+    return _load_family(model)
+
+
+def _load_family(model: str) -> registry.LoadedModel:
     name = FAMILY_MODELS.get(model, model)
     loaded = registry.load(name)
     if loaded.variant.modality != "audio":
@@ -238,6 +279,7 @@ class EncodeStats:
     quality: float
     model: str
     warning: str | None = None  # the requested bitrate is outside the model's range (also a RateWarning)
+    chosen_by: str = "request"  # why this model (ModelChoice.describe(): "by content, P(speech) 0.97", ...)
 
 
 class RateWarning(UserWarning):
@@ -255,7 +297,8 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
         raise InputError("give a bitrate or a quality, not both")
     if kbps is not None and not (isinstance(kbps, (int, float)) and math.isfinite(kbps) and 0 < kbps <= 1000):
         raise InputError(f"bitrate must be in (0, 1000] kbps, got {kbps!r}")
-    loaded = choose_model(source.sample_rate, source.channels, kbps, model)
+    choice = choose(source, kbps, model)
+    loaded = choice.loaded
     net = loaded.net
     with_envelope = uses_envelope(net, envelope_on)
     lo, hi = loaded.variant.qualities
@@ -314,7 +357,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                 writer.add_chunk("ENVL", env_payload)
     seconds = source.frames / source.sample_rate
     stats = EncodeStats(counter.count, seconds, 8 * counter.count / 1000 / seconds if seconds else 0.0,
-                        float(quality), loaded.variant.name)
+                        float(quality), loaded.variant.name, chosen_by=choice.describe())
     # on the rate ladder only a request below its lowest rung is out of range (the top rung may undershoot)
     off = kbps is not None and (stats.kbps / kbps - 1 > 0.2 if laddered else abs(stats.kbps / kbps - 1) > 0.2)
     if kbps is not None and stats.kbps and float(quality) in (lo, hi) and off:

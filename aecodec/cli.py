@@ -397,7 +397,8 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
     _not_for(args, {"--psnr": args.psnr, "--tile": args.tile is not None}, "audio", notes)
     source = audio_io.open_audio(raw if raw is not None else job.src)
     try:
-        loaded = audio.choose_model(source.sample_rate, source.channels, args.bitrate, args.model)
+        choice = audio.choose(source, args.bitrate, args.model)  # named, else by channels, bitrate, content
+        loaded = choice.loaded
         lo, hi = loaded.variant.qualities
         if args.quality is not None and not lo <= args.quality <= hi:
             raise UsageError(f"-q must be between {lo:g} and {hi:g} for audio ({loaded.variant.name}), "
@@ -418,11 +419,13 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
     speed = st.seconds_audio / seconds if seconds > 0 else float("inf")
     info = {"modality": "audio", "bytes": st.bytes, "kbps": round(st.kbps, 3), "duration": round(st.seconds_audio, 3),
             "sample_rate": source.sample_rate, "channels": source.channels, "model": st.model,
+            "model_choice": choice.by, "speech_probability": choice.speech_probability,
             "quality": st.quality, "encode_seconds": round(seconds, 4), "realtime_factor": round(speed, 2)}
     if args.bitrate is not None:
         info["requested_kbps"] = args.bitrate
     info["line"] = (f"{job.src} -> {job.dst}: {st.bytes} bytes, {st.kbps:.2f} kbps, {st.seconds_audio:.2f} s "
-                    f"{source.sample_rate} Hz ×{source.channels}, {st.model} q {st.quality:g}, {seconds:.2f} s "
+                    f"{source.sample_rate} Hz ×{source.channels}, {st.model} ({choice.describe()}) q {st.quality:g}, "
+                    f"{seconds:.2f} s "
                     f"({speed:.1f}× real time)")
     if notes:
         info["warnings"] = notes

@@ -86,7 +86,7 @@ def speech_demo(args) -> None:
 
     x, rate = sf.read(str(args.speech), dtype="float32", always_2d=True)
     seconds = len(x) / rate
-    loaded = audio.choose_model(rate, x.shape[1], None)
+    loaded = audio.choose_model(rate, x.shape[1], None, samples=x)  # as compress() below picks
     print(f"{args.speech.name}: {seconds:.2f} s, {rate} Hz ×{x.shape[1]}, model {loaded.variant.name} "
           f"(weights {loaded.weights_sha256[:16]})")
     print(f"{'-b':>4} {'bytes':>6} {'kbps':>6} {'SI-SDR':>7} {'log-mel':>7} {'enc ×RT':>8} {'dec ×RT':>8}")

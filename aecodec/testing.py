@@ -5,6 +5,10 @@
                           what was decoded before it (the zero init would hide the context)
     smooth_image(w, h)    a smooth uint8 picture with a little noise
     with_threads(t, c, f) f() with t torch threads and c coding threads (determinism tests)
+    speech_like(s, rate)  syllables (~4 per second) of gliding voiced sound, fricatives and pauses
+    music_like(s, rate)   a melody of held notes over sustained chords (steady pitches, no pauses)
+
+The last two are what the speech/music decision (aecodec/content.py) must tell apart.
 """
 
 from __future__ import annotations
@@ -50,3 +54,66 @@ def with_threads(torch_threads: int, coding_threads: int, fn):
     finally:
         torch.set_num_threads(before)
         codec.CODING_THREADS = coding_before
+
+
+def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """float32 (frames,): syllables of ~0.2 s at ~4 per second, each a voiced vowel (harmonics of a
+    gliding f0 through two formants) often followed by a fricative (high-passed noise), with
+    pauses between phrases."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    x = np.zeros(n)
+    t, f0_base = 0.05, 110 + 60 * rng.random()
+    while t < seconds - 0.3:
+        dur = rng.uniform(0.12, 0.24)
+        i, j = int(t * rate), min(n, int((t + dur) * rate))
+        tt = np.arange(j - i) / rate
+        f0 = f0_base * (1.25 - 0.4 * tt / dur + 0.1 * rng.standard_normal())  # falling glide
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        f1, f2 = rng.uniform(300, 800), rng.uniform(900, 2500)
+        voiced = np.zeros(j - i)
+        for k in range(1, int(3800 / f0_base)):
+            fk = k * f0
+            gain = np.exp(-((fk - f1) / 200) ** 2) + 0.5 * np.exp(-((fk - f2) / 300) ** 2) + 0.02
+            voiced += gain * np.sin(k * phase)
+        x[i:j] += voiced * np.sin(np.pi * tt / dur) ** 2
+        t += dur
+        if rng.random() < 0.5:  # fricative
+            m = int(rng.uniform(0.04, 0.1) * rate)
+            noise = np.diff(rng.standard_normal(m + 1))
+            k = min(n, int(t * rate) + m) - int(t * rate)
+            x[int(t * rate) : int(t * rate) + k] += 0.15 * noise[:k] * np.hanning(m)[:k]
+            t += m / rate
+        t += rng.uniform(0.02, 0.08) + (rng.uniform(0.3, 0.6) if rng.random() < 0.15 else 0.0)
+    x += 1e-4 * rng.standard_normal(n)
+    return (0.3 * x / max(1e-9, np.abs(x).max())).astype(np.float32)
+
+
+def music_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """float32 (frames,): a melody of held notes (0.25-0.5 s, steady pitch, soft attack) over
+    sustained three-note chords changing every 2 s, harmonics decaying as a plucked string."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    x = np.zeros(n)
+
+    def note(freq: float, start: float, dur: float, level: float) -> None:
+        i, j = int(start * rate), min(n, int((start + dur) * rate))
+        if j <= i:
+            return
+        tt = np.arange(j - i) / rate
+        tone = sum(np.sin(2 * np.pi * k * freq * tt) / k**1.5 for k in range(1, 8) if k * freq < rate / 2)
+        env = np.minimum(1.0, tt / 0.02) * np.exp(-tt / (2 * dur)) * np.minimum(1.0, (dur - tt) / 0.03)
+        x[i:j] += level * tone * env
+
+    scale = 220 * 2 ** (np.array([0, 2, 4, 5, 7, 9, 11, 12]) / 12)
+    for c in range(int(np.ceil(seconds / 2))):
+        root = rng.integers(0, 4)
+        for k in (0, 2, 4):
+            note(scale[root + k] / 2, 2 * c, 2.0, 0.25)
+    t = 0.0
+    while t < seconds:
+        dur = rng.choice([0.25, 0.5])
+        note(scale[rng.integers(0, 8)] * 2, t, dur, 0.4)
+        t += dur
+    x += 1e-4 * rng.standard_normal(n)
+    return (0.3 * x / max(1e-9, np.abs(x).max())).astype(np.float32)

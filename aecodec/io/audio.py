@@ -73,6 +73,26 @@ class AudioSource:
             raise InputError(f"cannot read audio samples: {exc}") from None
         return peak
 
+    def excerpt(self, plan) -> np.ndarray | None:
+        """The frames of ``plan`` ((start, length) pairs), mixed to mono and joined, then rewound;
+        None when the stream cannot seek back (the caller then decides without the samples)."""
+        f = self._file
+        if f is None or not getattr(f, "seekable", lambda: False)():
+            return None
+        import soundfile as sf
+
+        parts = []
+        try:
+            for start, n in plan:
+                f.seek(start)
+                block = f.read(n, dtype="float32", always_2d=True)
+                check_finite(block)
+                parts.append(block.mean(axis=1))
+            f.seek(0)
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise InputError(f"cannot read audio samples: {exc}") from None
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
