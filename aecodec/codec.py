@@ -2,7 +2,7 @@
 
     compress_image(image, quality)  PIL/ndarray ─io─> RGB planes ─pad 64─> tiles
         tile ─model.analyze─> z, y symbols + indexes ─entropy.encode─> TILE chunk
-        header + TILE* + ALPH/ICCP/EXIF ─container─> bytes
+        header + TILE* + ALPH/ICCP|ICCN/EXIF ─container─> bytes
     decompress_image(data)          the mirror; the symbols' CRC catches a desync
 
 Tiles are coded independently (memory stays bounded for large photos); each is
@@ -26,6 +26,7 @@ import numpy as np
 
 from aecodec import container, entropy, registry
 from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputError, LimitError, ModelError
+from aecodec.io import icc as image_icc
 from aecodec.io import image as image_io
 
 DEFAULT_TILE = 1024
@@ -237,7 +238,9 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     level = float(quality) - 1.0
     rgb = _pad(planes.rgb, IMAGE_ALIGN)
     # context models' tiles are SPEC §6.1 (since 1.3); plain hyperprior tiles are 1.0
-    with container.ContainerWriter(fileobj, header, minor=3 if hasattr(loaded.net, "y_order") else 0) as writer:
+    minor = 3 if hasattr(loaded.net, "y_order") else 0
+    minor = max(minor, image_icc.minor_for(planes.icc))  # an ICCN chunk is 1.3 (SPEC §3.1)
+    with container.ContainerWriter(fileobj, header, minor=minor) as writer:
         def one(item):
             i, (x, y, tw, th) = item
             return encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision, i)
@@ -247,7 +250,7 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
         if planes.alpha is not None:
             writer.add_chunk("ALPH", image_io.alpha_to_png(planes.alpha))
         if planes.icc:
-            writer.add_chunk("ICCP", planes.icc)
+            writer.add_chunk(*image_icc.chunk_for(planes.icc))  # ICCN: a known profile by name
         if planes.exif:
             writer.add_chunk("EXIF", planes.exif)
 
@@ -426,7 +429,7 @@ def decompress_image(data_or_file, *, model=None):
                     raise FormatError(f"more TILE chunks than the {len(grid)} the header implies")
                 yield n, payload
                 n += 1
-            elif tag in ("ALPH", "ICCP", "EXIF"):
+            elif tag in ("ALPH", "ICCP", "ICCN", "EXIF"):
                 extras[tag] = payload
 
     def one(item):
@@ -441,7 +444,7 @@ def decompress_image(data_or_file, *, model=None):
         n_tiles += 1
     if "ALPH" in extras:
         alpha = image_io.alpha_from_png(extras["ALPH"], (info.width, info.height))
-    icc, exif = extras.get("ICCP"), extras.get("EXIF")
+    icc, exif = image_icc.from_chunks(extras), extras.get("EXIF")
     if n_tiles != len(grid):
         raise FormatError(f"file has {n_tiles} TILE chunks, the header implies {len(grid)}")
     if (alpha is not None) != (info.mode in ("RGBA", "LA")):

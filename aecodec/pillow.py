@@ -17,6 +17,7 @@ from PIL import Image, ImageFile
 
 from aecodec import container
 from aecodec.errors import AecError
+from aecodec.io import icc as image_icc
 
 FORMAT = "AEC"
 _RAWMODE = {"RGB": "RGB", "RGBA": "RGBA", "L": "L", "LA": "LA", "I;16": "I;16"}
@@ -43,8 +44,12 @@ class AecImageFile(ImageFile.ImageFile):
         self.info["aec_quality"] = info.quality
         try:  # metadata chunks through the index (seekable files; skipped on pipes)
             for chunk in reader.index():
-                if chunk.tag in ("ICCP", "EXIF"):
-                    self.info["icc_profile" if chunk.tag == "ICCP" else "exif"] = reader.read(chunk)
+                if chunk.tag == "EXIF":
+                    self.info["exif"] = reader.read(chunk)
+                elif chunk.tag in ("ICCP", "ICCN"):  # ICCN: a known profile by name (SPEC §3.1)
+                    icc = image_icc.from_chunks({chunk.tag: reader.read(chunk)})
+                    if icc:
+                        self.info["icc_profile"] = icc
         except AecError:
             pass  # a damaged index surfaces as an error when the pixels are loaded
         self.info["aec_model"] = info.header["model"]["name"]
