@@ -1,7 +1,8 @@
 """Speech or music? A cheap decision on the signal, to pick the audio model when none is named.
 
-NumPy only (soxr brings the excerpt to 8 kHz), deterministic, 50–100 ms per minute of audio on
-one core, and at most 60 s of a file are read (benchmarks/results/audio/speech_music_decision.md).
+NumPy only (soxr brings the excerpt to 8 kHz), deterministic; 60 s of 48 kHz audio (the most a
+file is analysed) take 0.06–0.25 s on one core of this busy 2-core machine
+(benchmarks/results/audio/speech_music_decision.md).
 Features of the classic speech/music discriminators (Saunders 1996; Scheirer & Slaney 1997), on the mono excerpt at
 8 kHz in back-to-back 32 ms frames, 12 bands from 100 Hz to 4 kHz:
 

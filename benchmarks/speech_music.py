@@ -1,7 +1,7 @@
 """Accuracy of the speech/music decision that picks the audio model (aecodec/content.py).
 
     python benchmarks/speech_music.py                 # measure, write benchmarks/results/audio/speech_music_decision.md
-    python benchmarks/speech_music.py --fit           # refit the logistic weights on the training folders first (prints them)
+    python benchmarks/speech_music.py --fit           # refit the weights on the train folders (prints them)
 
 Labels: every file under ../shared/data/audio/speech is speech; under ../shared/data/audio/music
 everything is music except librosa's three LibriSpeech utterances (named like 198-209-0000),
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -103,7 +104,8 @@ def fit(rows):
 
 def table(rows) -> list[str]:
     sets = list(dict.fromkeys(r["set"] for r in rows))
-    lines = ["| set | label | files | native rate | at 44.1 kHz | at 48 kHz | undecided |", "|---|---|---|---|---|---|---|"]
+    lines = ["| set | label | files | native rate | at 44.1 kHz | at 48 kHz | undecided |",
+             "|---|---|---|---|---|---|---|"]
     total = {t: [0, 0] for t in ("native", 44100, 48000)}
     for s in sets:
         for label in ("speech", "music"):
@@ -176,21 +178,26 @@ Reproduce (about two minutes on one core; reads ../shared/data/audio and /root/a
 .venv/bin/python benchmarks/speech_music.py --fit    # refits the weights on the train folders, prints them
 ```
 
-Measured {time.strftime("%Y-%m-%d", time.gmtime())} on {platform.machine()} ({platform.processor() or "CPU"}), 2 cores, beside a training run.
+Measured {time.strftime("%Y-%m-%d", time.gmtime())} on {platform.machine()}, {os.cpu_count()} cores, one of them
+busy with a training run.
 Accuracy per file (each judged as mono at its own rate, and resampled with soxr HQ to 44.1 and
 48 kHz; files over 60 s as the encoder reads them, three 20 s excerpts):
 
 {chr(10).join(lines)}
 
 - **Held out** (eval folders and the extra music, never seen by the fit): speech
-  {100 * hs[0] / hs[1]:.1f} % ({hs[0]}/{hs[1]}), music {100 * hm[0] / hm[1]:.1f} % ({hm[0]}/{hm[1]}), over all three rates.
+  {100 * hs[0] / hs[1]:.1f} % ({hs[0]}/{hs[1]}), music {100 * hm[0] / hm[1]:.1f} % ({hm[0]}/{hm[1]}),
+  over all three rates.
 - Training folders (what the logistic weights were fitted on): {100 * tr_ok / len(train):.1f} % ({tr_ok}/{len(train)}).
 - "undecided": clips under 1 s (some vcc2016 utterances); the encoder then uses the sample-rate
   rule (at 16 kHz: speech, which is right; resampled to 44.1/48 kHz they count as errors above).
 - Labels: librosa's three LibriSpeech utterances in music/train count as speech; its bird
   (robin) and whale (humpback) recordings count as music ("not speech": the music model).
 - Speed: {speed:.0f} ms of analysis per minute of audio (resampling to 8 kHz included; reading the
-  file not), i.e. under a second for an hour-long input, which is read as three 20 s excerpts.
+  file not; it varies 2–3× here with the load of the other core's jobs). A file longer than 60 s
+  is analysed as three 20 s excerpts, so no file costs more than one minute's analysis. The
+  target was a few ms per minute: the two 512-point FFTs per 32 ms frame (bands, pitch) are most
+  of it; decimating further or judging fewer frames would be the way down.
 
 Errors at the native rate ({len(wrong)}):
 
