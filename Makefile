@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: venv demo test test-slow bench-coder bench-image bench-audio bench-memory fuzz clean
+.PHONY: venv demo test test-slow test-ray bench-ray bench-coder bench-image bench-audio bench-memory fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,17 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# aecodec.ray: the optional [ray] extra and tests on a local Ray cluster (kept out of `make test`)
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
+test-ray: $(RAY_STAMP)
+	$(BIN)/python -m pytest -q -m ray tests/test_ray.py
+
+bench-ray: $(RAY_STAMP)
+	$(BIN)/python benchmarks/ray_corpus.py --data $(DATA)/images --out benchmarks/results/ray
 
 bench-coder: $(STAMP)
 	$(BIN)/python benchmarks/coder_speed.py --out benchmarks/results/coder/coder_speed.json

@@ -26,6 +26,10 @@ Outputs go to ``output`` (a folder: ``<stem>.aec`` / ``<stem>.png`` / ``<stem>.w
 renamed into place: a file is whole or absent, never half-written. An existing file is kept
 (its row gets a FileExistsError) unless ``force=True``; two rows naming one output never both win.
 
+Workers hold ``cpus_per_worker`` CPUs each; a dataset that is read by Ray tasks (``read_binary_files``)
+needs CPUs left for those: ``workers`` below the cluster's CPU count (a pool that takes every CPU
+waits for reads that never run), or the read's ``ray_remote_args={"num_cpus": 0.25}``.
+
 ``aecodec encode|decode|score ... --ray [ADDRESS]`` runs these jobs from the command line; see
 ``run_cli``. Install with ``pip install 'aecodec[ray]'`` on the driver and on every node.
 """
