@@ -362,12 +362,13 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
     tile = args.tile or codec.DEFAULT_TILE
     q = codec.DEFAULT_QUALITY if args.quality is None else args.quality
     if args.target_bpp is not None:
-        result = codec.compress_image_to_target(image, args.target_bpp, model=loaded, tile=tile)
+        result = codec.compress_image_to_target(image, args.target_bpp, model=loaded, tile=tile,
+                                                independent_tiles=args.independent_tiles)
         data, q = result.data, result.quality
         if result.warning:
             notes.append(result.warning)
     else:
-        data = codec.compress_image(image, q, model=loaded, tile=tile)
+        data = codec.compress_image(image, q, model=loaded, tile=tile, independent_tiles=args.independent_tiles)
     write_atomically(job.dst, lambda f: f.write(data), args.force)
     seconds = time.perf_counter() - t0
     w, h = image.size
@@ -394,7 +395,8 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
     if args.target_bpp is not None:
         raise UsageError("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
     notes: list[str] = []
-    _not_for(args, {"--psnr": args.psnr, "--tile": args.tile is not None}, "audio", notes)
+    _not_for(args, {"--psnr": args.psnr, "--tile": args.tile is not None,
+                    "--independent-tiles": args.independent_tiles}, "audio", notes)
     source = audio_io.open_audio(raw if raw is not None else job.src)
     try:
         choice = audio.choose(source, args.bitrate, args.model)  # named, else by channels, bitrate, content
@@ -930,7 +932,12 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--no-envelope", action="store_true",
                      help="audio: do not send the band-energy envelope (on by default; ~1.4 kbps per channel of speech)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
-    enc.add_argument("--tile", type=int, default=None, help="images: tile size in pixels (multiple of 64, 64..1024; default 1024)")
+    enc.add_argument("--tile", type=int, default=None,
+                     help="images: tile size in pixels (multiple of 64, 64..1024; default 1024): a memory bound "
+                          "only, tiles are synthesised with overlap and do not show")
+    enc.add_argument("--independent-tiles", action="store_true",
+                     help="images: code each tile alone, as aecodec <= 0.2 did (its decoders read the file; "
+                          "tile borders can show)")
     enc.add_argument("--psnr", action="store_true", help="images: also decode and report PSNR-RGB")
     enc.add_argument("--strip", action="store_true",
                      help="drop all metadata (EXIF, ICC profile; audio: text tags)")

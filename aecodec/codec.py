@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 import warnings
 import zlib
 from collections import deque
@@ -24,7 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from aecodec import container, entropy, registry
+from aecodec import container, effort as effort_mod, entropy, registry
 from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputError, LimitError, ModelError
 from aecodec.io import icc as image_icc
 from aecodec.io import image as image_io
@@ -88,15 +89,22 @@ def single_threaded_torch():
     this sets and restores the calling thread's; parallel_map's workers are set
     to one thread when they start. Parallelism comes from tiles, segments and
     files coded side by side."""
+    with torch_threads(1):
+        yield
+
+
+@contextmanager
+def torch_threads(n: int):
+    """``n`` torch threads in this OS thread inside the block (restored after)."""
     import torch
 
     before = torch.get_num_threads()
-    if before != 1:
-        torch.set_num_threads(1)
+    if before != n:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        if before != 1:
+        if before != n:
             torch.set_num_threads(before)
 
 
@@ -111,22 +119,35 @@ def _one_torch_thread() -> None:
 CODING_THREADS: int | None = None
 
 
-def parallel_map(func, items, workers: int | None = None):
+def coding_workers(workers: int | None = None) -> int:
+    return workers or CODING_THREADS or (os.cpu_count() or 1)
+
+
+def parallel_map(func, items, workers: int | None = None, cancel: threading.Event | None = None):
     """func over items on a few threads, results in input order, at most 2·workers in flight
     (bounded memory). With single-threaded torch inside, this is where coding gets its
-    parallelism; results do not depend on the number of workers."""
-    workers = workers or CODING_THREADS or (os.cpu_count() or 1)
+    parallelism; results do not depend on the number of workers. If the consumer stops early
+    (an error, Ctrl-C), queued items are dropped and ``cancel`` is set so that long running
+    items can stop early."""
+    workers = coding_workers(workers)
     if workers <= 1:
         yield from map(func, items)
         return
     with ThreadPoolExecutor(workers, initializer=_one_torch_thread) as pool:
         pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) >= 2 * workers:
+        try:
+            for item in items:
+                pending.append(pool.submit(func, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BaseException:
+            if cancel is not None:
+                cancel.set()
+            for future in pending:
+                future.cancel()
+            raise
 
 
 def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray, precision: int, key: int) -> bytes:
@@ -174,49 +195,101 @@ def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int
     return y_sym, means
 
 
-def encode_tile(loaded: registry.LoadedModel, rgb_tile: np.ndarray, quality_level: float, precision: int,
-                tile_index: int) -> bytes:
-    """One padded tile (h, w multiples of 64) -> TILE payload."""
+def _window(lo: int, hi: int, margin: int, limit: int) -> tuple[int, int]:
+    """[lo, hi) widened by ``margin`` on both sides, clipped to [0, limit)."""
+    return max(0, lo - margin), min(limit, hi + margin)
+
+
+def encode_tile(loaded: registry.LoadedModel, rgb: np.ndarray, box: tuple[int, int, int, int], quality_level: float,
+                precision: int, tile_index: int, overlapped: bool = False, effort: int = 0, refine_threads: int = 1,
+                progress=None, cancel: threading.Event | None = None) -> bytes:
+    """Tile ``box`` = (x, y, w, h) of the padded image ``rgb`` -> TILE payload.
+
+    ``overlapped``: the analysis also sees ``net.analysis_margin`` latent cells of pixels around the
+    tile, so the tile's latent is the one a whole-image analysis gives (SPEC §6.2). ``effort`` > 0
+    refines the scaled latent for the rate–distortion cost (``aecodec.effort``) on
+    ``refine_threads`` torch threads before it is coded."""
     import torch
 
     net = loaded.net
-    x = torch.from_numpy(np.ascontiguousarray(rgb_tile)).permute(2, 0, 1)[None].float().div_(255.0)
+    x, y, tw, th = box
+    m = 16 * net.analysis_margin if overlapped else 0
+    x0, x1 = _window(x, x + tw, m, rgb.shape[1])
+    y0, y1 = _window(y, y + th, m, rgb.shape[0])
+    window = torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1])).permute(2, 0, 1)[None].float().div_(255.0)
     with torch.no_grad(), single_threaded_torch():
-        z_sym, y_sym, y_idx = net.analyze(x, quality_level)
+        latent = net.analyze_latent(window)
+        if overlapped:
+            latent = latent[:, :, (y - y0) // 16 : (y - y0 + th) // 16, (x - x0) // 16 : (x - x0 + tw) // 16].contiguous()
+        y_q, z_sym = net.scaled_latent(latent, quality_level)
+    if effort:
+        pixels = window[:, :, y - y0 : y - y0 + th, x - x0 : x - x0 + tw]
+        with torch_threads(refine_threads):
+            y_q = effort_mod.refine_latent(net, pixels, y_q, z_sym, quality_level, effort, progress=progress,
+                                           cancel=cancel)
+    with torch.no_grad(), single_threaded_torch():
+        z_sym, y_sym, y_idx = net.quantize(y_q, z_sym, quality_level)
     return encode_latents(net, z_sym, y_sym, y_idx, precision, tile_index)
 
 
-def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, quality_level: float,
-                precision: int, tile_index: int) -> np.ndarray:
-    """TILE payload -> RGB uint8 tile of th × tw."""
+def decode_tile_latent(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, quality_level: float,
+                       precision: int, tile_index: int):
+    """TILE payload -> the tile's synthesis input [1, C, th/16, tw/16] (see the model's synthesis_input)."""
     import torch
 
     net = loaded.net
     y_sym, state = decode_latents(net, payload, (net.N, th // 64, tw // 64), precision, tile_index, "TILE chunk",
                                   quality_level)
     with torch.no_grad(), single_threaded_torch():
-        x_hat = net.synthesize(*state, quality_level) if hasattr(net, "decode_y") else net.synthesize(y_sym, state, quality_level)
+        return net.synthesis_input(y_sym, state, quality_level)
+
+
+def _synthesize(net, latent, quality_level: float) -> np.ndarray:
+    """Synthesis input (a tile or a window) -> RGB uint8 [16h, 16w, 3]."""
+    import torch
+
+    with torch.no_grad(), single_threaded_torch():
+        x_hat = net.synthesize_input(latent, quality_level)
     return x_hat[0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def decode_tile(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, quality_level: float,
+                precision: int, tile_index: int) -> np.ndarray:
+    """TILE payload of an independently synthesised tile (SPEC §6) -> RGB uint8 tile of th × tw."""
+    latent = decode_tile_latent(loaded, payload, tw, th, quality_level, precision, tile_index)
+    return _synthesize(loaded.net, latent, quality_level)
+
+
 def compress_image(image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE,
-                   target_bpp: float | None = None) -> bytes:
+                   target_bpp: float | None = None, independent_tiles: bool = False, effort: int = 0,
+                   progress=None) -> bytes:
     """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 10, fractional allowed.
+
+    ``tile`` bounds memory; images larger than one tile are synthesised through overlapping
+    windows, so tiles do not show (bitstream 1.4). ``independent_tiles``: code and synthesise
+    each tile alone instead, as releases up to 0.2 did (readable by their decoders; seams can show).
+
+    ``effort`` 0 (default, fastest) … 9: refine each tile's latent for the rate–distortion cost
+    before coding it (``aecodec.effort``; same format and decoder, smaller files for the same
+    quality, slower encoding). ``progress(n)`` is called as refinement steps finish.
 
     ``target_bpp``: instead of ``quality``, the highest quality whose file has at most that many
     bits per pixel (see compress_image_to_target); a ``TargetBppWarning`` says when the model's
     range of qualities cannot reach it."""
     if target_bpp is not None:
-        result = compress_image_to_target(image, target_bpp, model=model, tile=tile)
+        result = compress_image_to_target(image, target_bpp, model=model, tile=tile,
+                                          independent_tiles=independent_tiles, effort=effort)
         if result.warning:
             warnings.warn(result.warning, TargetBppWarning, stacklevel=2)
         return result.data
     buf = io.BytesIO()
-    write_image(buf, image, quality, model=model, tile=tile)
+    write_image(buf, image, quality, model=model, tile=tile, independent_tiles=independent_tiles, effort=effort,
+                progress=progress)
     return buf.getvalue()
 
 
-def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE) -> None:
+def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, model=None, tile: int = DEFAULT_TILE,
+                independent_tiles: bool = False, effort: int = 0, progress=None) -> None:
     """Like compress_image, writing chunk by chunk to a binary file object."""
     loaded = _resolve(model)
     lo, hi = loaded.variant.qualities
@@ -224,6 +297,7 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
         raise InputError(f"quality must be between {lo:g} and {hi:g}, got {quality!r}")
     if tile < IMAGE_ALIGN or tile % IMAGE_ALIGN or tile > MAX_TILE:
         raise InputError(f"tile must be a multiple of {IMAGE_ALIGN} in [64, {MAX_TILE}], got {tile}")
+    effort = effort_mod.check_effort(effort)
     planes = image.planes if isinstance(image, _PlanesImage) else image_io.to_planes(image)
     width, height = planes.size
     precision = loaded.net.entropy_bottleneck.entropy_coder_precision
@@ -237,15 +311,26 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     }
     level = float(quality) - 1.0
     rgb = _pad(planes.rgb, IMAGE_ALIGN)
-    # context models' tiles are SPEC §6.1 (since 1.3); plain hyperprior tiles are 1.0
-    minor = 3 if hasattr(loaded.net, "y_order") else 0
+    grid = tile_grid(width, height, tile)
+    # several tiles: synthesised through overlapping windows of the whole latent (SPEC §6.2, 1.4),
+    # so tile borders do not show; one tile is the plain layout. Context models' tiles are §6.1 (1.3).
+    overlap = loaded.net.synthesis_margin if len(grid) > 1 and not independent_tiles else 0
+    if overlap:
+        header["image"]["overlap"] = overlap
+    minor = 4 if overlap else 3 if hasattr(loaded.net, "y_order") else 0
+    flags = container.FLAG_OVERLAPPED_TILES if overlap else 0
+    workers = coding_workers()
+    # refinement of fewer tiles than cores shares the cores out (other coding stays one thread per tile)
+    refine_threads = max(1, workers // min(len(grid), workers))
+    cancel = threading.Event()
     minor = max(minor, image_icc.minor_for(planes.icc))  # an ICCN chunk is 1.3 (SPEC §3.1)
-    with container.ContainerWriter(fileobj, header, minor=minor) as writer:
+    with container.ContainerWriter(fileobj, header, minor=minor, flags=flags) as writer:
         def one(item):
-            i, (x, y, tw, th) = item
-            return encode_tile(loaded, rgb[y : y + th, x : x + tw], level, precision, i)
+            i, box = item
+            return encode_tile(loaded, rgb, box, level, precision, i, overlapped=bool(overlap), effort=effort,
+                               refine_threads=refine_threads, progress=progress, cancel=cancel)
 
-        for payload in parallel_map(one, enumerate(tile_grid(width, height, tile))):
+        for payload in parallel_map(one, enumerate(grid), workers, cancel):
             writer.add_chunk("TILE", payload)
         if planes.alpha is not None:
             writer.add_chunk("ALPH", image_io.alpha_to_png(planes.alpha))
@@ -272,7 +357,7 @@ class TargetResult:
 
 
 def compress_image_to_target(image, target_bpp: float, *, model=None, tile: int = DEFAULT_TILE,
-                             steps: int = 8) -> TargetResult:
+                             steps: int = 8, independent_tiles: bool = False, effort: int = 0) -> TargetResult:
     """The highest quality whose file has at most ``target_bpp`` bits per pixel: bisection over
     the model's whole continuous quality range (from the registry), on real file sizes.
 
@@ -287,7 +372,8 @@ def compress_image_to_target(image, target_bpp: float, *, model=None, tile: int 
     lo, hi = (float(q) for q in loaded.variant.qualities)
 
     def code(q: float) -> tuple[bytes, float]:
-        data = compress_image(_PlanesImage(planes), q, model=loaded, tile=tile)
+        data = compress_image(_PlanesImage(planes), q, model=loaded, tile=tile, independent_tiles=independent_tiles,
+                              effort=effort)
         return data, 8 * len(data) / pixels
 
     best, best_bpp = code(lo)
@@ -330,6 +416,12 @@ class ImageInfo:
     tile: int
     quality: float
     model: registry.ModelVariant | None
+    overlap: int = 0  # latent cells of overlap between synthesis windows; 0: independent tiles (SPEC §6.2)
+
+
+# Largest synthesis overlap a file may ask for: one neighbouring tile row (at least 4 cells tall)
+# then holds every latent row a window needs.
+MAX_OVERLAP = 4
 
 
 def _int_field(obj: dict, key: str, lo: int, hi: int) -> int:
@@ -379,8 +471,9 @@ def parse_image_header(header: dict) -> ImageInfo:
         raise HeaderError(f"unknown bit depth {bit_depth!r}")
     if img.get("coded_channels") != 3:
         raise HeaderError("coded_channels must be 3")
+    overlap = _int_field(img, "overlap", 1, MAX_OVERLAP) if "overlap" in img else 0
     quality, variant = parse_coding_fields(header)
-    return ImageInfo(header, width, height, mode, bit_depth, tile, quality, variant)
+    return ImageInfo(header, width, height, mode, bit_depth, tile, quality, variant, overlap)
 
 
 def read_info(data_or_file) -> ImageInfo:
@@ -412,8 +505,6 @@ def decompress_image(data_or_file, *, model=None):
     reader = container.ContainerReader(data_or_file)
     info = parse_image_header(reader.header)
     loaded = _model_for(info, model)
-    precision = info.header["coder"]["precision"]
-    level = info.quality - 1.0
     grid = tile_grid(info.width, info.height, info.tile)
     rgb = np.empty((info.height, info.width, 3), np.uint8)
     alpha = icc = exif = None
@@ -432,14 +523,11 @@ def decompress_image(data_or_file, *, model=None):
             elif tag in ("ALPH", "ICCP", "ICCN", "EXIF"):
                 extras[tag] = payload
 
-    def one(item):
-        n, payload = item
-        x, y, tw, th = grid[n]
-        return n, decode_tile(loaded, payload, tw, th, level, precision, n)
-
-    for n, pixels in parallel_map(one, tiles()):
-        x, y, tw, th = grid[n]
-        h, w = min(th, info.height - y), min(tw, info.width - x)
+    if bool(reader.flags & container.FLAG_OVERLAPPED_TILES) != bool(info.overlap):
+        raise HeaderError("the overlapped-tiles flag and the header's image.overlap disagree")
+    decoded = (_decode_overlapped if info.overlap else _decode_independent)(loaded, info, tiles(), grid)
+    for n, (x, y), pixels in decoded:
+        h, w = min(pixels.shape[0], info.height - y), min(pixels.shape[1], info.width - x)
         rgb[y : y + h, x : x + w] = pixels[:h, :w]
         n_tiles += 1
     if "ALPH" in extras:
@@ -450,3 +538,73 @@ def decompress_image(data_or_file, *, model=None):
     if (alpha is not None) != (info.mode in ("RGBA", "LA")):
         raise FormatError(f"mode {info.mode} and the presence of an alpha plane disagree")
     return image_io.from_planes(rgb, alpha, info.mode, info.bit_depth, icc, exif)
+
+
+def _decode_independent(loaded, info: ImageInfo, tiles, grid):
+    """Tiles synthesised one by one (SPEC §6) -> (index, (x, y), RGB tile) in order."""
+    precision, level = info.header["coder"]["precision"], info.quality - 1.0
+
+    def one(item):
+        n, payload = item
+        x, y, tw, th = grid[n]
+        return n, (x, y), decode_tile(loaded, payload, tw, th, level, precision, n)
+
+    yield from parallel_map(one, tiles)
+
+
+def _decode_overlapped(loaded, info: ImageInfo, tiles, grid):
+    """Overlapped tiles (SPEC §6.2) -> (index, (x, y), RGB tile) in order.
+
+    The tiles' latents are decoded in parallel and kept as bands, one per row of tiles; once the
+    row below is complete, each tile of a row is synthesised from the window of the whole latent
+    that extends it by ``overlap`` cells (clipped to the image): the pixels a whole-image
+    synthesis gives, with memory bounded by three rows of latents."""
+    import torch
+
+    precision, level, m = info.header["coder"]["precision"], info.quality - 1.0, info.overlap
+    net = loaded.net
+    row_ys = sorted({y for _, y, _, _ in grid})
+    rows = [[n for n, box in enumerate(grid) if box[1] == ry] for ry in row_ys]
+    row_of = {n: r for r, ns in enumerate(rows) for n in ns}
+    lat_w = (grid[rows[0][-1]][0] + grid[rows[0][-1]][2]) // 16
+    lat_h = (row_ys[-1] + grid[rows[-1][0]][3]) // 16
+    bands: dict[int, torch.Tensor] = {}  # row of tiles -> its latent band [1, C, h, lat_w]
+    filled: dict[int, int] = {}  # row -> tiles decoded
+
+    def latent(item):
+        n, payload = item
+        x, y, tw, th = grid[n]
+        return n, decode_tile_latent(loaded, payload, tw, th, level, precision, n)
+
+    def synthesize_row(r: int):
+        top = row_ys[r] // 16
+        parts = [(r2, bands[r2]) for r2 in (r - 1, r, r + 1) if r2 in bands]
+        strip = torch.cat([b for _, b in parts], 2)
+        strip_top = row_ys[parts[0][0]] // 16
+        height = grid[rows[r][0]][3] // 16
+        r0, r1 = _window(top, top + height, m, lat_h)
+
+        def one(n):
+            x, y, tw, th = grid[n]
+            c0, c1 = _window(x // 16, (x + tw) // 16, m, lat_w)
+            pixels = _synthesize(net, strip[:, :, r0 - strip_top : r1 - strip_top, c0:c1].contiguous(), level)
+            oy, ox = 16 * (top - r0), 16 * (x // 16 - c0)
+            return n, (x, y), pixels[oy : oy + th, ox : ox + tw]
+
+        yield from parallel_map(one, rows[r])
+
+    def ready(r: int) -> bool:
+        return filled.get(r, 0) == len(rows[r])
+
+    done = 0  # rows synthesised so far
+    for n, lat in parallel_map(latent, tiles):
+        r = row_of[n]
+        if r not in bands:
+            bands[r] = torch.empty(1, lat.shape[1], grid[n][3] // 16, lat_w, dtype=lat.dtype)
+        x = grid[n][0] // 16
+        bands[r][:, :, :, x : x + lat.shape[3]] = lat
+        filled[r] = filled.get(r, 0) + 1
+        while done < len(rows) and ready(done) and (done + 1 == len(rows) or ready(done + 1)):
+            yield from synthesize_row(done)
+            bands.pop(done - 1, None)
+            done += 1

@@ -122,19 +122,37 @@ def audio_ladder_vector():
 def context_vector():
     """SPEC §6.1 with the seeded tiny context model of ``aecodec.testing`` (random weights, so
     only this implementation can decode it): pins the coding order by group and pass and the
-    float64 parameters until a context model ships. Two 64-px tiles, quality 2.5."""
+    float64 parameters until a context model ships. Two independent 64-px tiles (§6), quality 2.5."""
     from PIL import Image
 
     from aecodec import codec
     from aecodec.testing import smooth_image, tiny_context_model
 
     model = tiny_context_model()
-    data = codec.compress_image(smooth_image(96, 48, seed=11), 2.5, model=model, tile=64)
+    data = codec.compress_image(smooth_image(96, 48, seed=11), 2.5, model=model, tile=64, independent_tiles=True)
     (OUT / "image-context-tiny.aec").write_bytes(data)
     codec.decompress_image(data, model=model).save(OUT / "image-context-tiny.expected.png")
     doc = {"width": 96, "height": 48, "mode": "RGB", "model": "aecodec.testing.tiny_context_model()",
            "pixel_tolerance": 1, "expected": "image-context-tiny.expected.png"}
     (OUT / "image-context-tiny.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def overlap_vector():
+    """SPEC §6.2 (1.4): a 200×120 crop of the bundled sample in 64-px tiles (4 × 2, the last
+    column and row padded) with the shipped default model at quality 4: overlapped synthesis
+    windows across tile borders and the image's padded edge."""
+    from PIL import Image
+
+    from aecodec import codec
+
+    sample = Path(__file__).resolve().parents[1] / "examples" / "kodim23.png"
+    crop = Image.open(sample).convert("RGB").crop((250, 120, 450, 240))
+    data = codec.compress_image(crop, 4, tile=64)
+    (OUT / "image-overlap-200x120.aec").write_bytes(data)
+    codec.decompress_image(data).save(OUT / "image-overlap-200x120.expected.png")
+    doc = {"width": 200, "height": 120, "mode": "RGB", "tile": 64, "model": codec.read_info(data).header["model"],
+           "pixel_tolerance": 1, "expected": "image-overlap-200x120.expected.png"}
+    (OUT / "image-overlap-200x120.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":
@@ -148,6 +166,7 @@ if __name__ == "__main__":
     if "--no-image" not in sys.argv:
         image_vector()
         context_vector()
+        overlap_vector()
     if "--no-audio" not in sys.argv:
         audio_vector()
         audio_ladder_vector()

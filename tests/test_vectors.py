@@ -8,7 +8,7 @@ import pytest
 
 from aecodec import container, entropy
 from aecodec.entropy import reference
-from aecodec.errors import FormatError
+from aecodec.errors import FormatError, HeaderError
 
 VECTORS = Path(__file__).resolve().parents[1] / "bitstream" / "vectors"
 CODER_VECTORS = sorted(VECTORS.glob("coder-*.rc"))
@@ -120,10 +120,37 @@ def test_context_vector_decodes_and_reencodes():
     doc = json.loads((VECTORS / "image-context-tiny.json").read_text())
     model = tiny_context_model()
     assert container.ContainerReader(data).minor == 3
-    assert codec.compress_image(smooth_image(96, 48, seed=11), 2.5, model=model, tile=64) == data
+    assert codec.compress_image(smooth_image(96, 48, seed=11), 2.5, model=model, tile=64, independent_tiles=True) == data
     pixels = np.asarray(codec.decompress_image(data, model=model), dtype=np.int16)
     expected = np.asarray(Image.open(VECTORS / doc["expected"]), dtype=np.int16)
     assert np.abs(pixels - expected).max() <= doc["pixel_tolerance"]
     for cut in range(0, len(data), 97):
         with pytest.raises(FormatError):
             codec.decompress_image(data[:cut], model=model)
+
+
+def test_overlap_vector_decodes_and_reencodes():
+    """The §6.2 vector (overlapped 64-px tiles, shipped model): flagged 1.4, same bytes when
+    re-encoded, the expected pixels (±1), every truncation refused; without its flag (what a 1.3
+    writer would have meant) the header is refused rather than decoded with seams."""
+    from PIL import Image
+
+    from aecodec import codec
+
+    data = (VECTORS / "image-overlap-200x120.aec").read_bytes()
+    doc = json.loads((VECTORS / "image-overlap-200x120.json").read_text())
+    reader = container.ContainerReader(data)
+    assert reader.minor == 4 and reader.flags & container.FLAG_OVERLAPPED_TILES
+    assert reader.header["image"]["overlap"] >= 1
+    crop = Image.open(Path(__file__).resolve().parents[1] / "examples" / "kodim23.png").convert("RGB")
+    assert codec.compress_image(crop.crop((250, 120, 450, 240)), 4, tile=doc["tile"]) == data
+    pixels = np.asarray(codec.decompress_image(data), dtype=np.int16)
+    expected = np.asarray(Image.open(VECTORS / doc["expected"]), dtype=np.int16)
+    assert np.abs(pixels - expected).max() <= doc["pixel_tolerance"]
+    for cut in range(0, len(data), 211):
+        with pytest.raises(FormatError):
+            codec.decompress_image(data[:cut])
+    unflagged = bytearray(data)
+    unflagged[6:8] = (reader.flags & ~container.FLAG_OVERLAPPED_TILES).to_bytes(2, "little")
+    with pytest.raises(HeaderError):
+        codec.decompress_image(bytes(unflagged))

@@ -38,7 +38,7 @@ from aecodec.errors import (
 
 MAGIC = b"\x89AEC"
 TRAILER_MAGIC = b"AEC\x1a"
-MAJOR, MINOR = 1, 3  # MINOR: the newest minor version this module knows
+MAJOR, MINOR = 1, 4  # MINOR: the newest minor version this module knows
 PREAMBLE = struct.Struct("<4sBBHII")  # magic, major, minor, flags, header_len, header_crc32
 CHUNK_HEAD = struct.Struct("<I4s")  # payload length, tag
 CRC = struct.Struct("<I")
@@ -48,7 +48,10 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 1 << 30
 INDEX_TAG = b"INDX"
 FLAG_DEFLATE_HEADER = 0x0001  # 1.1: the header is raw deflate of the canonical JSON (SPEC §2.1)
-KNOWN_FLAGS = FLAG_DEFLATE_HEADER  # any other set bit is a feature this reader lacks
+# 1.4: image tiles are synthesised from the whole image's latent through overlapping windows
+# (SPEC §6.2); a 1.3 reader would decode each tile alone and show seams, so it refuses instead
+FLAG_OVERLAPPED_TILES = 0x0002
+KNOWN_FLAGS = FLAG_DEFLATE_HEADER | FLAG_OVERLAPPED_TILES  # any other set bit is a feature this reader lacks
 # Normative (SPEC §2.1): the preset dictionary of compressed headers. Never change it: files
 # depend on it. Deflate matches the header against typical headers, most common ones last
 # (nearest). Values that vary (sizes, frame counts, weights) are neutral placeholders.
@@ -68,7 +71,7 @@ HEADER_DICTIONARY = (
 __all__ = [
     "Chunk", "ContainerReader", "ContainerWriter", "canonical_json", "pack", "unpack",
     "MAGIC", "MAJOR", "MINOR", "MAX_HEADER_BYTES", "MAX_CHUNK_BYTES",
-    "FLAG_DEFLATE_HEADER", "HEADER_DICTIONARY", "deflate_header", "inflate_header",
+    "FLAG_DEFLATE_HEADER", "FLAG_OVERLAPPED_TILES", "HEADER_DICTIONARY", "deflate_header", "inflate_header",
 ]
 
 
@@ -127,10 +130,12 @@ class ContainerWriter:
     The header is stored deflated (bitstream 1.1) unless ``compress_header`` is False, which
     writes a 1.0 file that every reader of major version 1 reads. ``minor``: the minor version
     the content needs (a header key or chunk tag of that version); the written minor version is
-    the lowest that describes the file.
+    the lowest that describes the file. ``flags``: feature bits the content needs besides the
+    header compression (e.g. ``FLAG_OVERLAPPED_TILES``).
     """
 
-    def __init__(self, fileobj: BinaryIO, header: dict, compress_header: bool = True, minor: int = 0):
+    def __init__(self, fileobj: BinaryIO, header: dict, compress_header: bool = True, minor: int = 0,
+                 flags: int = 0):
         if not isinstance(header, dict):
             raise HeaderError("the header must be a JSON object")
         body = canonical_json(header)
@@ -144,7 +149,10 @@ class ContainerWriter:
             raise ValueError(f"minor version {minor} is not one this writer knows (0..{MINOR})")
         # the lowest version that describes the file (1.1 added the flag): 1.0 readers still
         # read uncompressed headers and refuse compressed ones by the flag, never misread them
-        flags, stored = (FLAG_DEFLATE_HEADER, deflate_header(body)) if compress_header else (0, body)
+        if flags & ~(KNOWN_FLAGS & ~FLAG_DEFLATE_HEADER):
+            raise ValueError(f"flags 0x{flags:04x} are not content flags this writer knows")
+        stored = deflate_header(body) if compress_header else body
+        flags |= FLAG_DEFLATE_HEADER if compress_header else 0
         minor = max(minor, 1 if compress_header else 0)
         self._write(PREAMBLE.pack(MAGIC, MAJOR, minor, flags, len(stored), zlib.crc32(stored)) + stored)
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from aecodec.models.hyperprior import SCALES_MIN, GainedHyperprior
+from aecodec.models.hyperprior import SCALES_MIN, GainedHyperprior, gaussian_bits
 from aecodec.models.image import IMAGE_LAMBDAS, InferenceGDN, _conv
 
 # v6's ten levels plus two higher ones for the ≥ 38.5 dB end of the curve.
@@ -142,6 +142,11 @@ class ContextHyperprior(GainedHyperprior):
 
     spatial_dims = 2
     align = 64
+    lambdas = CONTEXT_LAMBDAS
+    # Receptive fields in latent cells (see models.image): g_a as v6; the synthesis adds LRP's
+    # two 3×3 convolutions (2 cells) to g_s's sub-pixel stack (under 2 cells).
+    analysis_margin = 2
+    synthesis_margin = 4
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = len(CONTEXT_LAMBDAS), precision: int = 16,
                  inference: bool = False, groups: tuple[int, ...] | None = None):
@@ -265,13 +270,19 @@ class ContextHyperprior(GainedHyperprior):
                                for s, e in group_bounds(self.groups) for sel in (mask, ~mask)])
 
     @torch.no_grad()
+    def analyze_latent(self, x: Tensor) -> Tensor:
+        """x [1, 3, H, W] in [0, 1] (H, W multiples of 64) -> the unscaled latent y [1, M, H/16, W/16]."""
+        return self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+    @torch.no_grad()
     def analyze(self, x: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x [1, 3, H, W] in [0, 1] (H, W multiples of 64) -> z symbols, y symbols, y indexes."""
-        gain, _ = self.gains(torch.tensor([float(quality)]))
-        y = self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous() * gain
-        z = self.h_a(y)
-        z_symbols = torch.round(z - self._medians()).to(torch.int32)[0].numpy()
-        y64 = y[0].double().numpy()
+        return self.encode_latent(self.analyze_latent(x), quality)
+
+    @torch.no_grad()
+    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scaled latent y_q and its z symbols -> z symbols, y symbols, y indexes (the passes of decode_y)."""
+        y64 = y_q[0].double().numpy()
 
         def read(group: int, sel: np.ndarray, means: np.ndarray, indexes: np.ndarray) -> np.ndarray:
             s, e = group_bounds(self.groups)[group]
@@ -311,12 +322,54 @@ class ContextHyperprior(GainedHyperprior):
                 spatial_in = y_n[:, s:e] * mask
         return y_symbols, y_indexes, y_n, mu_h
 
+    def refinement(self, z_symbols: np.ndarray, quality: float):
+        """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
+        refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, h, w], x_hat)``,
+        the passes of decode_y in float32 with ``round_fn`` rounding (or relaxing) each residual."""
+        gain, inv_gain = self.gains(torch.tensor([float(quality)]))
+        with torch.no_grad():
+            z_hat = torch.from_numpy(z_symbols).float()[None] + self._medians()
+            mu_h, sigma_h = self.h_s(z_hat).chunk(2, 1)
+        mask = torch.from_numpy(anchor_mask(*mu_h.shape[2:]))
+
+        def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
+            bits, parts = [], []
+            for (s, e), ctx in zip(group_bounds(self.groups), self.context):
+                g, ig = gain[:, s:e], inv_gain[:, s:e]
+                shared = ctx.features(self._hyper_n(mu_h[:, s:e], sigma_h[:, s:e], ig),
+                                      torch.cat(parts, 1) if s else None)
+                mu_a, sig_a = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, None), g)
+                r_a = round_fn(y_q[:, s:e] - mu_a)
+                anchors_n = (r_a + mu_a) * ig * mask
+                mu_n, sig_n = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, anchors_n), g)
+                mu = torch.where(mask, mu_a, mu_n)
+                r = torch.where(mask, r_a, round_fn(y_q[:, s:e] - mu_n))
+                bits.append(gaussian_bits(r, torch.where(mask, sig_a, sig_n)))
+                parts.append((r + mu) * ig)
+            y = self._refine(torch.cat(parts, 1), mu_h * inv_gain)
+            return torch.cat(bits, 1), self.g_s(y)
+
+        return terms
+
+    @torch.no_grad()
+    def synthesis_input(self, y_symbols: np.ndarray, state: tuple[Tensor, Tensor], quality: float) -> Tensor:
+        """decode_y's (ŷ_n, μh) -> what the synthesis reads, [1, 2M, h, w] float32: ŷ_n and μh·inv_gain
+        (windows of it can be synthesised separately, see ``synthesis_margin``)."""
+        y_n, mu_h = state
+        _, inv_gain = self.gains(torch.tensor([float(quality)]))
+        return torch.cat([y_n.float(), mu_h.float() * inv_gain], 1)
+
+    @torch.no_grad()
+    def synthesize_input(self, latent: Tensor, quality: float) -> Tensor:
+        """synthesis_input (or a window of it) -> LRP -> g_s -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
+        y_n, mu_h_n = latent.split(self.M, 1)
+        y = self._refine(y_n, mu_h_n)
+        return self.g_s(y.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
+
     @torch.no_grad()
     def synthesize(self, y_n: Tensor, mu_h: Tensor, quality: float) -> Tensor:
         """ŷ_n and μh [1, M, h, w] (float64, from decode_y) -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
-        _, inv_gain = self.gains(torch.tensor([float(quality)]))
-        y = self._refine(y_n.float(), mu_h.float() * inv_gain)
-        return self.g_s(y.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
+        return self.synthesize_input(self.synthesis_input(None, (y_n, mu_h), quality), quality)
 
 
 class _RoundSTE(torch.autograd.Function):

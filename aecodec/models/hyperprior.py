@@ -190,12 +190,22 @@ class GainedHyperprior(nn.Module):
     @torch.no_grad()
     def encode_latent(self, y: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unscaled latent y [1, M, ...] -> z symbols [N, ...], y symbols [M, ...], y indexes [M, ...]."""
+        return self.quantize(*self.scaled_latent(y, quality), quality)
+
+    @torch.no_grad()
+    def scaled_latent(self, y: Tensor, quality: float) -> tuple[Tensor, np.ndarray]:
+        """Unscaled latent y -> (y_q = y·gain[quality], the z symbols of h_a(y_q))."""
         gain, _ = self.gains(torch.tensor([float(quality)]))
         y = y * gain
-        z = self.h_a(y)
-        z_symbols = torch.round(z - self._medians()).to(torch.int32)[0].numpy()
+        z_symbols = torch.round(self.h_a(y) - self._medians()).to(torch.int32)[0].numpy()
+        return y, z_symbols
+
+    @torch.no_grad()
+    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scaled latent y_q (from scaled_latent, or refined at encode time) and the z symbols it is
+        coded with -> z symbols, y symbols round(y_q − μ), y indexes."""
         indexes, means = self.hyper_decode(z_symbols)
-        y_symbols = torch.round(y.double() - means).to(torch.int32)[0].numpy()
+        y_symbols = torch.round(y_q.double() - means).to(torch.int32)[0].numpy()
         return z_symbols, y_symbols, indexes
 
     def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -231,6 +241,15 @@ class GainedHyperprior(nn.Module):
         """y symbols [M, ...] + means -> the unscaled latent ŷ [1, M, ...] (float32) for g_s."""
         _, inv_gain = self.gains(torch.tensor([float(quality)]))
         return (torch.from_numpy(y_symbols).double()[None] + means).float() * inv_gain
+
+
+def gaussian_bits(residual: Tensor, sigma: Tensor) -> Tensor:
+    """Bits of each rounded-or-relaxed residual ŷ − μ under N(0, σ²) integrated over ±½ (the
+    GaussianConditional's likelihood, bounded below by 1e-9), differentiable."""
+    normal = torch.distributions.Normal(0.0, 1.0)
+    r = residual.abs()
+    p = normal.cdf((0.5 - r) / sigma) - normal.cdf((-0.5 - r) / sigma)
+    return -torch.log2(p.clamp_min(1e-9))
 
 
 def _tables(cdf: Tensor, lengths: Tensor, offsets: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

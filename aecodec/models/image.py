@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aecodec.models.hyperprior import GainedHyperprior, scale_table  # noqa: F401 - scale_table re-exported
+from aecodec.models.hyperprior import GainedHyperprior, gaussian_bits, scale_table  # noqa: F401 - scale_table re-exported
 
 # Rate–distortion trade-off per quality level (loss = λ·255²·MSE + bpp): CompressAI's
 # eight MSE lambdas, preceded by two lower ones (each half the next) so that the
@@ -94,6 +94,14 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
     """
 
     spatial_dims = 2
+    align = IMAGE_ALIGN
+    lambdas = IMAGE_LAMBDAS
+    # Receptive fields in latent cells (16 px): an output pixel of g_s depends on the latent
+    # cells within 30 px of it, a latent cell of g_a on the pixels within 30 px of it. A
+    # window that extends a region by this many cells computes the region as the whole
+    # image would (see codec.py, overlapped tiles).
+    analysis_margin = 2
+    synthesis_margin = 2
 
     def __init__(self, N: int = 96, M: int = 160, levels: int = len(IMAGE_LAMBDAS), precision: int = 16,
                  inference: bool = False):
@@ -127,13 +135,43 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
         return self
 
     @torch.no_grad()
+    def analyze_latent(self, x: Tensor) -> Tensor:
+        """x [1, 3, H, W] in [0, 1] (H, W multiples of IMAGE_ALIGN) -> the unscaled latent y [1, M, H/16, W/16]."""
+        return self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+    @torch.no_grad()
     def analyze(self, x: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x [1, 3, H, W] in [0, 1] (H, W multiples of IMAGE_ALIGN) -> z, y symbols and y indexes."""
-        y = self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
-        return self.encode_latent(y, quality)
+        return self.encode_latent(self.analyze_latent(x), quality)
+
+    @torch.no_grad()
+    def synthesis_input(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
+        """Decoded y symbols [M, h, w] + means -> what g_s reads, [1, M, h, w] float32 (windows of it
+        can be synthesised separately, see ``synthesis_margin``)."""
+        return self.decode_latent(y_symbols, means, quality)
+
+    @torch.no_grad()
+    def synthesize_input(self, latent: Tensor, quality: float) -> Tensor:
+        """synthesis_input (or a window of it) [1, M, h, w] -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
+        return self.g_s(latent.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
 
     @torch.no_grad()
     def synthesize(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
         """y symbols [M, H, W] + means -> x_hat [1, 3, 16H, 16W] clamped to [0, 1]."""
-        y_hat = self.decode_latent(y_symbols, means, quality)
-        return self.g_s(y_hat.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
+        return self.synthesize_input(self.synthesis_input(y_symbols, means, quality), quality)
+
+    def refinement(self, z_symbols: np.ndarray, quality: float):
+        """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
+        refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, h, w], x_hat)``.
+        ẑ fixes μ and σ (σ as the coder's scale table gives it); ``round_fn`` rounds or relaxes
+        the residual y_q − μ, which is what the coder codes."""
+        indexes, means = self.hyper_decode(z_symbols)
+        mu = means.float()
+        sigma = self.gaussian_conditional.scale_table.float()[torch.from_numpy(indexes).long()][None]
+        _, inv_gain = self.gains(torch.tensor([float(quality)]))
+
+        def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
+            r = round_fn(y_q - mu)
+            return gaussian_bits(r, sigma), self.g_s((mu + r) * inv_gain)
+
+        return terms
