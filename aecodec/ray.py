@@ -36,6 +36,7 @@ waits for reads that never run), or the read's ``ray_remote_args={"num_cpus": 0.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -121,162 +122,120 @@ class _NamedBytes(io.BytesIO):
     def __repr__(self) -> str:
         return repr(self.label)
 
+    def __getitem__(self, key):  # raw[:16]: the first bytes, as the CLI sniffs stdin
+        return self.getvalue()[key]
 
-def _is_audio(name: str | None, data: bytes) -> bool:
+
+def cli_args(verb: str, flags=()) -> argparse.Namespace:
+    """The options of ``aecodec <verb> <flags>`` as the CLI parses them (every default included)."""
+    from aecodec.cli import build_parser
+
+    try:
+        return build_parser().parse_args([verb, "-", *map(str, flags)])
+    except SystemExit:  # argparse has printed what is wrong
+        raise ValueError(f"invalid aecodec {verb} options: {' '.join(map(str, flags))}") from None
+
+
+def _is_audio(name: str | None, raw) -> bool:
     from aecodec.cli import is_audio_input
 
     if name is not None and Path(name).suffix:
-        return is_audio_input(name)
-    return is_audio_input("-", data[:16])  # no suffix to go by: the first bytes say
+        return is_audio_input(name)  # by suffix, as the CLI goes by a file's name
+    return raw is not None and is_audio_input("-", raw[:16])  # no suffix to go by: the first bytes say
 
 
-def _usage(text: str) -> Exception:
-    from aecodec.cli import UsageError
+def _through_cli(run, tmp: str, suffix: str) -> tuple[bytes, dict, str]:
+    """Run one of the CLI's per-file jobs into a scratch file; (its bytes, its --json fields, its name)."""
+    from aecodec.cli import Job
 
-    return UsageError(text)
-
-
-def encode_one(data: bytes, name: str | None, opts: dict, model=None) -> tuple[bytes, dict]:
-    """(aec bytes, the CLI's --json fields) for one image or audio file's bytes."""
-    from aecodec import codec
-    from aecodec.io import image as image_io
-
-    notes: list[str] = []
-    if _is_audio(name, data):
-        return _encode_audio(data, opts, model, notes)
-    if opts.get("bitrate") is not None:
-        raise _usage("-b (kbps) is for audio; images take -q or --target-bpp")
-    if opts.get("envelope") is False:
-        notes.append("--no-envelope does not apply to images; ignored")
-    loaded = codec._resolve(model)
-    image = image_io.open_image(_NamedBytes(data, name))
-    frames = getattr(image, "n_frames", 1)
-    if frames > 1:
-        notes.append(f"{image.format or 'image'} with {frames} frames: only the first frame is coded")
-    removed = image_io.apply_metadata_policy(image, opts.get("metadata", "default"))
-    if removed:
-        notes.append(f"{removed} removed (--keep-metadata keeps it)")
-    tile = opts.get("tile") or codec.DEFAULT_TILE
-    q = codec.DEFAULT_QUALITY if opts.get("quality") is None else opts["quality"]
-    if opts.get("target_bpp") is not None:
-        result = codec.compress_image_to_target(image, opts["target_bpp"], model=loaded, tile=tile)
-        out, q = result.data, result.quality
-        if result.warning:
-            notes.append(result.warning)
-    else:
-        out = codec.compress_image(image, q, model=loaded, tile=tile)
-    w, h = image.size
-    info = {"modality": "image", "bytes": len(out), "bpp": round(8 * len(out) / (w * h), 5), "width": w,
-            "height": h, "quality": q}
-    if opts.get("target_bpp") is not None:
-        info["target_bpp"] = opts["target_bpp"]
-    if notes:
-        info["warnings"] = notes
-    return out, info
-
-
-def _encode_audio(data: bytes, opts: dict, model, notes: list[str]) -> tuple[bytes, dict]:
-    from aecodec import audio
-    from aecodec.io import audio as audio_io
-
-    if opts.get("target_bpp") is not None:
-        raise _usage("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
-    if opts.get("tile") is not None:
-        notes.append("--tile does not apply to audio; ignored")
-    source = audio_io.open_audio(data)
+    job = Job("", os.path.join(tmp, "out" + suffix))
+    info = run(job)
     try:
-        loaded = audio.choose_model(source.sample_rate, source.channels, opts.get("bitrate"), model)
-        lo, hi = loaded.variant.qualities
-        quality = opts.get("quality")
-        if quality is not None and not lo <= quality <= hi:
-            raise _usage(f"-q must be between {lo:g} and {hi:g} for audio ({loaded.variant.name}), got {quality:g}")
-        if opts.get("metadata") == "none":
-            source.tags = {}
-        buf = io.BytesIO()
-        envelope_on = False if opts.get("envelope") is False else None
-        st = audio.encode(source, buf, opts.get("bitrate"), quality=quality, model=loaded, envelope_on=envelope_on)
+        return Path(job.dst).read_bytes(), info, job.dst
     finally:
-        source.close()
-    if st.warning:
-        notes.append(st.warning)
-    info = {"modality": "audio", "bytes": st.bytes, "kbps": round(st.kbps, 3), "duration": round(st.seconds_audio, 3),
-            "sample_rate": source.sample_rate, "channels": source.channels, "model": st.model, "quality": st.quality}
-    if opts.get("bitrate") is not None:
-        info["requested_kbps"] = opts["bitrate"]
-    if notes:
-        info["warnings"] = notes
-    return buf.getvalue(), info
+        os.unlink(job.dst)
 
 
-def decode_one(data: bytes, opts: dict, fmt_from: str | None = None, model=None) -> tuple[bytes, dict, str]:
-    """(decoded file's bytes, the CLI's --json fields, the suffix it takes) for one aec file.
+def encode_one(args: argparse.Namespace, name: str | None, data: bytes | None) -> tuple[bytes, dict]:
+    """(aec bytes, the CLI's --json fields) for one image or audio file: the file ``name`` when
+    ``data`` is None, else ``data`` (``name`` then only says what it is). The CLI's own encode_image_job /
+    encode_audio_job do the work, so the bytes are those ``aecodec encode`` writes with ``args``."""
+    from aecodec import cli, codec
 
-    The format: ``opts["format"]``, else ``fmt_from``'s suffix (an output path), else PNG / WAV."""
-    from aecodec import audio, codec, container
-    from aecodec.io import audio as audio_io
+    raw = None if data is None else _NamedBytes(data, name)
+    args._warned = set()  # notes about options that do not apply: for each file
+    with tempfile.TemporaryDirectory(prefix="aecodec-ray-") as tmp:
+        def run(job):
+            job.src = name if name is not None else "-"
+            if _is_audio(name, raw):
+                return cli.encode_audio_job(job, raw, args)
+            return cli.encode_image_job(job, raw, args, codec)
+
+        out, info, scratch = _through_cli(run, tmp, ".aec")
+    return out, _cleaned(info, scratch)
+
+
+def decode_one(args: argparse.Namespace, data: bytes, fmt_from: str | None = None) -> tuple[bytes, dict, str]:
+    """(decoded file's bytes, the CLI's --json fields, its suffix) for one aec file, as
+    ``aecodec decode`` with ``args`` writes it. The format: ``args.format``, else ``fmt_from``'s
+    suffix (an output path), else PNG for images and WAV for audio."""
+    from aecodec import cli, codec, container
     from aecodec.io import image as image_io
 
-    fmt = opts.get("format")
     modality = container.ContainerReader(data).header.get("modality")
     if modality == "audio":
-        audio.read_info(data)  # a damaged header is the file's fault, before the options'
-        if fmt and fmt.lower() not in AUDIO_DECODE_FORMATS:
-            raise _usage(f"--format {fmt} is an image format; audio decodes to wav, flac, ogg or aiff")
-        if not fmt and fmt_from is not None and Path(fmt_from).suffix.lower() not in audio_io.OUTPUT_FORMATS:
-            raise _usage(f"cannot tell the audio output format from {fmt_from!r}; use .wav, .flac, .ogg or .aiff")
-        kind = audio_io.output_format(fmt_from if fmt_from is not None else "x.wav", fmt)
-        rate = opts.get("rate")
-        if rate == "model":
-            rate = audio.read_info(data).model_rate
-        dec = audio.decode(data, sample_rate=rate, model=model)
-        buf = io.BytesIO()
-        frames = 0
-        with audio_io.open_writer(buf, dec.sample_rate, dec.info.channels, kind, dec.info.subtype, dec.tags) as out:
-            for block in dec.blocks:
-                out.write(block)
-                frames += len(block)
-        kbps = 8 * len(data) / 1000 / dec.info.duration if dec.info.frames else 0.0
-        info = {"modality": "audio", "frames": frames, "sample_rate": dec.sample_rate, "channels": dec.info.channels,
-                "bytes": len(data), "kbps": round(kbps, 3), "subtype": audio_io.output_subtype(kind, dec.info.subtype)}
-        return buf.getvalue(), info, "." + kind.lower()
-    if opts.get("rate") is not None:
-        raise _usage("--rate is for audio files")
-    if fmt and fmt.lower() not in IMAGE_DECODE_FORMATS:
-        raise _usage(f"--format {fmt} is an audio format; images decode to png, webp, tiff, bmp or jpeg")
-    if fmt:
-        kind = IMAGE_DECODE_FORMATS[fmt.lower()]
-    elif fmt_from is not None:
-        from aecodec.cli import _output_format
-
-        kind = _output_format(fmt_from, None)
-    else:
-        kind = "PNG"
-    image = codec.decompress_image(data, model=model)
+        if fmt_from is not None and not args.format:
+            suffix = Path(fmt_from).suffix
+        else:
+            suffix = ".wav" if not args.format else "." + args.format.lower()
+        with tempfile.TemporaryDirectory(prefix="aecodec-ray-") as tmp:
+            out, info, scratch = _through_cli(lambda job: cli.decode_audio_job(job, data, args), tmp, suffix)
+        return out, _cleaned(info, scratch), suffix
+    # images: the CLI's decode work, which lives inside cmd_decode
+    if args.rate is not None:
+        raise cli.UsageError("--rate is for audio files")
+    if args.format and args.format.upper() not in cli.IMAGE_FORMATS:
+        raise cli.UsageError(f"--format {args.format} is an audio format; images decode to png, webp, tiff, bmp or jpeg")
+    fmt = cli._output_format(fmt_from or "x." + (args.format or "png").lower(), args.format)
+    t0 = time.perf_counter()
+    image = codec.decompress_image(data, model=args.model)
     buf = io.BytesIO()
-    image_io.save_image(image, buf, kind)
+    image_io.save_image(image, buf, fmt)
+    seconds = time.perf_counter() - t0
     w, h = image.size
-    info = {"modality": "image", "width": w, "height": h, "mode": image.mode, "bytes": len(data)}
-    suffix = {"JPEG": ".jpg", "TIFF": ".tif"}.get(kind, "." + kind.lower())
-    return buf.getvalue(), info, suffix
+    info = {"modality": "image", "width": w, "height": h, "mode": image.mode, "bytes": len(data),
+            "decode_seconds": round(seconds, 4),
+            "stats": f"{w}×{h} {image.mode}, {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, {seconds:.2f} s"}
+    return buf.getvalue(), info, "." + (args.format or "png").lower() if fmt_from is None else Path(fmt_from).suffix
 
 
-def score_one(data: bytes, name: str | None, opts: dict, model=None) -> tuple[float, dict]:
+def score_one(args: argparse.Namespace, name: str | None, data: bytes | None, model=None) -> tuple[float, dict]:
     """(bits per pixel or per second, the document ``aecodec score --json`` prints) for one file."""
     from aecodec import analysis
     from aecodec.io import audio as audio_io
     from aecodec.io import image as image_io
 
-    if _is_audio(name, data):
-        source = audio_io.open_audio(data)
+    src = name if data is None else _NamedBytes(data, name)
+    model = args.model if model is None else model
+    if _is_audio(name, src if data is not None else None):
+        source = audio_io.open_audio(src)
         try:
-            sc = analysis.score_audio(source, quality=opts.get("quality"), model=model)
+            sc = analysis.score_audio(source, quality=args.quality, model=model)
         finally:
             source.close()
         return sc.bits_per_second, {"file": name, "modality": "audio", **sc.to_dict()}
-    image = image_io.open_image(_NamedBytes(data, name))
-    sc = analysis.score_image(image, opts.get("quality"), model=model, tile=opts.get("tile") or 1024)
+    image = image_io.open_image(src)
+    sc = analysis.score_image(image, args.quality, model=model, tile=args.tile)
     doc = {"file": name, "modality": "image", **sc.to_dict(), "hottest_64": list(sc.hottest_window(64))}
     return sc.bits_per_pixel, doc
+
+
+def _cleaned(info: dict, scratch: str) -> dict:
+    """The CLI's fields; of its line "IN -> OUT: stats" the stats (OUT was a scratch file)."""
+    info = dict(info)
+    line = info.pop("line", "")
+    info["stats"] = line.split(f"{scratch}: ", 1)[-1]
+    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,20 +253,19 @@ class _Worker:
 
     Every row's failure is caught and recorded in its ``error`` / ``error_type`` columns."""
 
-    def __init__(self, verb: str, opts: dict, output: str | None, force: bool, threads: int = 1):
+    def __init__(self, verb: str, args: argparse.Namespace, output: str | None, threads: int = 1):
         import torch
 
         from aecodec import analysis, codec, modelfile
 
         torch.set_num_threads(max(1, threads))
         codec.CODING_THREADS = max(1, threads)  # tiles / segments in parallel: no more threads than CPUs held
-        self.verb, self.opts, self.output, self.force = verb, opts, output, force
-        model = opts.get("model")
-        if isinstance(model, str) and modelfile.is_model_file(model):
-            model = modelfile.load_model_file(model)
-        elif model is None and verb in ("encode", "score"):
+        self.verb, self.args, self.output, self.force = verb, args, output, bool(getattr(args, "force", False))
+        self.model = None
+        if verb == "score" and args.model is not None and modelfile.is_model_file(args.model):
+            self.model = modelfile.load_model_file(args.model)
+        elif args.model is None:
             analysis.resolve_model(None, "image")  # warm the registry's cache: loaded once per worker
-        self.model = model
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -317,7 +275,7 @@ class _Worker:
         blobs = _column(batch, "bytes")
         if "item" in names and paths is None and blobs is None:
             items = batch.column("item").to_pylist()
-            if items and isinstance(next((i for i in items if i is not None), ""), (bytes, bytearray)):
+            if any(isinstance(i, (bytes, bytearray)) for i in items):
                 blobs = items
             else:
                 paths = items
@@ -334,11 +292,9 @@ class _Worker:
             t0 = time.perf_counter()
             try:
                 data = blobs[i] if blobs is not None else None
-                if data is None:
-                    if name is None:
-                        raise InputError("the row has neither a path nor bytes")
-                    data = Path(name).read_bytes()
-                result, info, written = self._one(data, name, target, bool(auto[i]) if auto is not None else False)
+                if data is None and name is None:
+                    raise InputError("the row has neither a path nor bytes")
+                result, info, written = self._one(name, data, target, bool(auto[i]) if auto is not None else False)
                 info["seconds"] = round(time.perf_counter() - t0, 4)
                 if self.verb == "score":
                     cols["score"][i] = float(result)
@@ -360,11 +316,11 @@ class _Worker:
             table = table.append_column(pa.field(key, types[key]), pa.array(values, types[key]))
         return table
 
-    def _one(self, data: bytes, name: str | None, target: str | None, auto_suffix: bool):
+    def _one(self, name: str | None, data: bytes | None, target: str | None, auto_suffix: bool):
         """(result, info, the path written or None). ``auto_suffix``: ``target`` was derived from the
         input's name (the CLI's DIR/<stem>.png), so audio decodes to .wav unless a format is given."""
         if self.verb == "score":
-            value, doc = score_one(data, name, self.opts, self.model)
+            value, doc = score_one(self.args, name, data, self.model)
             return value, doc, None
         base = None  # output folder given: <folder>/<stem> + the suffix of what comes out
         if target is None and self.output is not None:
@@ -374,13 +330,15 @@ class _Worker:
         if self.verb == "encode":
             target = base + ".aec" if base is not None else target
             _refuse_existing(target, self.force)
-            out, info = encode_one(data, name, self.opts, self.model)
+            out, info = encode_one(self.args, name, data)
         else:
             _refuse_existing(target, self.force)
-            out, info, suffix = decode_one(data, self.opts, target if target and not auto_suffix else None, self.model)
+            if data is None:
+                data = Path(name).read_bytes()
+            out, info, suffix = decode_one(self.args, data, target if target and not auto_suffix else None)
             if base is not None:
                 target = base + suffix
-            elif target is not None and auto_suffix and info["modality"] == "audio" and not self.opts.get("format"):
+            elif target is not None and auto_suffix and info["modality"] == "audio" and not self.args.format:
                 target = str(Path(target).with_suffix(".wav"))
         if target is None:
             return out, info, None
@@ -401,78 +359,92 @@ def _column(batch, name: str):
 # the jobs
 
 
-def _run(ds, verb: str, opts: dict, output, force: bool, workers, cpus_per_worker: float, batch_size: int):
+def _run(ds, verb: str, args: argparse.Namespace, output, workers, cpus_per_worker: float, batch_size: int):
     ray = _ray()
-    if output is not None and "-" == str(output):
+    if output is not None and str(output) == "-":
         raise ValueError("output must be a folder (shared by the workers), not stdout")
-    if isinstance(workers, int) and workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError("workers must be at least 1")
     if workers is None:  # as many as the cluster's CPUs allow, started as work arrives
         cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else (os.cpu_count() or 1)
         compute = ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, int(cpus // cpus_per_worker)))
     else:
         compute = ray.data.ActorPoolStrategy(size=int(workers))
-    threads = max(1, int(cpus_per_worker))
     return ds.map_batches(_Worker, batch_format="pyarrow", batch_size=batch_size, compute=compute,
-                          num_cpus=cpus_per_worker, zero_copy_batch=True,
-                          fn_constructor_kwargs={"verb": verb, "opts": opts, "output": None if output is None
-                                                 else str(output), "force": force, "threads": threads})
-
-
-def _check_quality(quality, lo: float = 1.0) -> None:
-    import math
-
-    if quality is not None and not (isinstance(quality, (int, float)) and math.isfinite(quality) and quality >= lo):
-        raise ValueError(f"quality must be a number of at least {lo:g}, got {quality!r}")
+                          num_cpus=cpus_per_worker,
+                          fn_constructor_kwargs={"verb": verb, "args": args, "threads": max(1, int(cpus_per_worker)),
+                                                 "output": None if output is None else str(output)})
 
 
 def encode_dataset(ds, output: str | os.PathLike | None = None, *, quality: float | None = None,
                    target_bpp: float | None = None, bitrate: float | None = None, tile: int | None = None,
-                   metadata: str = "default", envelope: bool | None = None, model=None, force: bool = False,
-                   workers: int | None = None, cpus_per_worker: float = 1, batch_size: int = 1):
+                   metadata: str = "default", envelope: bool = True, model: str | None = None, force: bool = False,
+                   flags=(), workers: int | None = None, cpus_per_worker: float = 1, batch_size: int = 1):
     """Encode every row's image or audio file to aec (lazy: a Dataset of results, see the module).
 
     ``output``: a folder (``<stem>.aec`` in it), or None: the aec bytes in the ``data`` column (or
     a per-row ``output`` column of paths). Options as ``aecodec encode``'s: ``quality`` (-q),
     ``target_bpp``, ``bitrate`` (-b, audio kbps), ``tile``, ``metadata`` ("default", "none" =
     --strip, "all" = --keep-metadata), ``envelope=False`` (--no-envelope), ``model`` (a registry
-    name or a model file the workers can read). ``workers``: actors in the pool (default: up to one
-    per ``cpus_per_worker`` CPUs of the cluster)."""
-    if quality is not None and target_bpp is not None:
-        raise ValueError("quality and target_bpp exclude each other")
-    if quality is not None and bitrate is not None:
-        raise ValueError("quality and bitrate exclude each other")
+    name), ``flags``: any further ``aecodec encode`` options as words (``["--independent-tiles"]``).
+    ``workers``: actors in the pool (default: up to one per ``cpus_per_worker`` CPUs of the cluster)."""
     if metadata not in ("default", "none", "all"):
         raise ValueError(f"metadata must be 'default', 'none' or 'all', got {metadata!r}")
-    _check_quality(quality)
-    opts = {"quality": quality, "target_bpp": target_bpp, "bitrate": bitrate, "tile": tile, "metadata": metadata,
-            "envelope": envelope, "model": model}
-    return _run(ds, "encode", opts, output, force, workers, cpus_per_worker, batch_size)
+    words = list(flags)
+    for flag, value in (("-q", quality), ("--target-bpp", target_bpp), ("-b", bitrate), ("--tile", tile),
+                        ("--model", model)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += {"none": ["--strip"], "all": ["--keep-metadata"], "default": []}[metadata]
+    words += [] if envelope else ["--no-envelope"]
+    words += ["-f"] if force else []
+    return _run(ds, "encode", _checked_encode_args(cli_args("encode", words)), output, workers, cpus_per_worker,
+                batch_size)
+
+
+def _checked_encode_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The checks cmd_encode makes before any file (the others are made per file, as error rows)."""
+    if args.quality is not None and args.target_bpp is not None:
+        raise ValueError("quality and target_bpp exclude each other")
+    if args.quality is not None and args.bitrate is not None:
+        raise ValueError("quality and bitrate exclude each other")
+    if args.psnr:
+        raise ValueError("--psnr is not available on a cluster")
+    return args
 
 
 def decode_dataset(ds, output: str | os.PathLike | None = None, *, format: str | None = None,
-                   rate: int | str | None = None, model=None, force: bool = False, workers: int | None = None,
-                   cpus_per_worker: float = 1, batch_size: int = 1):
+                   rate: int | str | None = None, model: str | None = None, force: bool = False, flags=(),
+                   workers: int | None = None, cpus_per_worker: float = 1, batch_size: int = 1):
     """Decode every row's aec file (lazy: a Dataset of results, see the module).
 
     ``output``: a folder (``<stem>.png`` for images, ``<stem>.wav`` for audio, or ``format``'s
     suffix), or None: the decoded file's bytes in the ``data`` column. ``rate``: audio output rate
-    (Hz, or "model")."""
-    if format is not None and format.lower() not in (*IMAGE_DECODE_FORMATS, *AUDIO_DECODE_FORMATS):
-        raise ValueError(f"unknown format {format!r}")
-    opts = {"format": format, "rate": rate, "model": model}
-    return _run(ds, "decode", opts, output, force, workers, cpus_per_worker, batch_size)
+    (Hz, or "model"); ``flags``: further ``aecodec decode`` options as words."""
+    words = list(flags)
+    for flag, value in (("--format", format), ("--rate", rate), ("--model", model)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += ["-f"] if force else []
+    return _run(ds, "decode", cli_args("decode", words), output, workers, cpus_per_worker, batch_size)
 
 
-def score_dataset(ds, *, quality: float | None = None, tile: int = 1024, model=None, workers: int | None = None,
-                  cpus_per_worker: float = 1, batch_size: int = 1):
+def score_dataset(ds, *, quality: float | None = None, tile: int = 1024, model: str | None = None, flags=(),
+                  workers: int | None = None, cpus_per_worker: float = 1, batch_size: int = 1):
     """Anomaly-score every row's image or audio file (lazy: a Dataset of results, see the module):
-    a ``score`` column (bits per pixel, audio: bits per second) and ``info`` (``aecodec score --json``'s document)."""
-    _check_quality(quality, lo=0)
+    a ``score`` column (bits per pixel, audio: bits per second) and ``info`` (``aecodec score --json``'s
+    document). ``model``: a registry name, 'speech' / 'music', or a model file every worker can read."""
+    import math
+
+    if quality is not None and not (quality > 0 and math.isfinite(quality)):
+        raise ValueError("quality must be a positive number")
     if tile % 64 or not 64 <= tile <= 1024:
         raise ValueError("tile must be a multiple of 64 in [64, 1024]")
-    opts = {"quality": quality, "tile": tile, "model": model}
-    return _run(ds, "score", opts, None, False, workers, cpus_per_worker, batch_size)
+    words = list(flags) + ["--tile", str(tile)]
+    for flag, value in (("-q", quality), ("--model", model)):
+        if value is not None:
+            words += [flag, str(value)]
+    return _run(ds, "score", cli_args("score", words), None, workers, cpus_per_worker, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,17 +506,10 @@ def run_cli(verb: str, jobs: list, args) -> int:
         raise UsageError("--psnr is not available with --ray")
     rows = [{"job": i, "path": os.path.abspath(job.src), "output": os.path.abspath(job.dst),
              "auto_suffix": bool(job.auto_name)} for i, job in enumerate(jobs)]
+    args = _checked_encode_args(args) if verb == "encode" else args
     started = _connect(address)
     try:
-        ds = _dataset(rows)
-        if verb == "encode":
-            metadata = "none" if args.strip else "all" if args.keep_metadata else "default"
-            out = encode_dataset(ds, quality=args.quality, target_bpp=args.target_bpp, bitrate=args.bitrate,
-                                 tile=args.tile, metadata=metadata, envelope=False if args.no_envelope else None,
-                                 model=args.model, force=args.force, workers=_workers(args))
-        else:
-            out = decode_dataset(ds, format=args.format, rate=args.rate, model=args.model, force=args.force,
-                                 workers=_workers(args))
+        out = _run(_dataset(rows), verb, args, None, _workers(args), 1, 1)
         reporter = Reporter(len(jobs), args.json, args.quiet)
         results: list[dict | None] = [None] * len(jobs)
         usage = 0
@@ -554,7 +519,7 @@ def run_cli(verb: str, jobs: list, args) -> int:
                 info = json.loads(row["info"])
                 dst = job.dst if row["output"] == os.path.abspath(job.dst) else \
                     str(Path(job.dst).with_suffix(Path(row["output"]).suffix))  # decode: audio to .wav
-                info.update(input=job.src, output=dst, ok=True, line=_line(verb, job.src, dst, info))
+                info.update(input=job.src, output=dst, ok=True, line=f"{job.src} -> {dst}: {info.pop('stats')}")
             else:
                 usage += row["error_type"] == "UsageError"
                 info = {"input": job.src, "output": job.dst, "ok": False, "error": row["error"]}
@@ -573,20 +538,6 @@ def run_cli(verb: str, jobs: list, args) -> int:
     return EXIT_ERROR if reporter.failed else EXIT_OK
 
 
-def _line(verb: str, src: str, dst: str, info: dict) -> str:
-    head = f"{src} -> {dst}: "
-    if verb == "encode" and info["modality"] == "image":
-        return head + f"{info['bytes']} bytes, {info['bpp']:.4f} bpp, q {info['quality']:g}, {info['seconds']:.2f} s"
-    if verb == "encode":
-        return head + (f"{info['bytes']} bytes, {info['kbps']:.2f} kbps, {info['duration']:.2f} s {info['sample_rate']} Hz "
-                       f"×{info['channels']}, {info['model']} q {info['quality']:g}, {info['seconds']:.2f} s")
-    if info["modality"] == "image":
-        return head + (f"{info['width']}×{info['height']} {info['mode']}, {info['bytes']} bytes, "
-                       f"{8 * info['bytes'] / (info['width'] * info['height']):.4f} bpp, {info['seconds']:.2f} s")
-    return head + (f"{info['frames'] / info['sample_rate']:.2f} s {info['sample_rate']} Hz ×{info['channels']}, "
-                   f"{info['bytes']} bytes, {info['kbps']:.2f} kbps, {info['seconds']:.2f} s")
-
-
 def run_cli_score(files: list[str], args) -> int:
     """``aecodec score`` with ``--ray``: the same lines / JSON documents, --sort, --threshold and --fpr."""
     import sys
@@ -599,8 +550,8 @@ def run_cli_score(files: list[str], args) -> int:
         raise UsageError("--heatmap is not available with --ray")
     started = _connect(address)
     try:
-        out = score_dataset(_dataset([{"job": i, "path": os.path.abspath(f)} for i, f in enumerate(files)]),
-                            quality=args.quality, tile=args.tile, model=args.model, workers=_workers(args))
+        out = _run(_dataset([{"job": i, "path": os.path.abspath(f)} for i, f in enumerate(files)]), "score", args,
+                   None, _workers(args), 1, 1)
         rows = sorted(out.iter_rows(), key=lambda r: r["job"])  # the local order: as the files were named
     finally:
         if started:

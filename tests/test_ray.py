@@ -58,7 +58,7 @@ def cli_encode(files, out, *extra):
     ("path", {}, []),
     ("bytes", {"quality": 2.5}, ["-q", "2.5"]),
     ("read_binary_files", {"metadata": "none"}, ["--strip"]),
-    ("item", {"tile": 128}, ["--tile", "128"]),
+    ("item", {"tile": 128, "flags": ["--independent-tiles"]}, ["--tile", "128", "--independent-tiles"]),
 ])
 def test_encode_returns_the_bytes_the_cli_writes(tmp_path, rows, options, flags):
     files = corpus(tmp_path / "in")
