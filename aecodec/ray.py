@@ -8,8 +8,9 @@ Rows come in with a ``path`` column (files every worker can read: a shared or ne
 system), a ``bytes`` column (``ray.data.read_binary_files(..., include_paths=True)`` reads object
 stores too), or both (the bytes are coded, the path names the row); a single ``item`` column of
 strings or bytes (``ray.data.from_items``) works as well. Each worker (one Ray actor per CPU by
-default) loads its model once and codes row after row with the public API, one torch thread per
-CPU it holds: the bytes are those the local API and ``aecodec encode`` write for the same input.
+default) loads its model once and codes row after row, one torch thread per CPU it holds, through
+the CLI's own per-file functions (``cli.encode_image_job``, ...) with the options the CLI parses
+(``cli_args``): the bytes are those ``aecodec encode|decode`` writes for the same input and options.
 
 Each result row keeps the input's columns (``bytes`` excepted) and adds
 
@@ -17,14 +18,15 @@ Each result row keeps the input's columns (``bytes`` excepted) and adds
     data         the coded file's bytes, when no output was asked for
     error        one line saying why this row failed (None when it worked); a bad row never fails the job
     error_type   the exception's class name (FormatError, InputError, FileExistsError, UsageError, ...)
-    info         JSON: the fields ``aecodec encode|decode --json`` prints for a file (score: the
-                 document ``aecodec score --json`` prints)
+    info         JSON: the fields ``aecodec encode|decode --json`` prints for a file, and ``stats``,
+                 its stats line (score: the document ``aecodec score --json`` prints)
     score        score_dataset only: bits per pixel (images) or bits per second (audio)
 
 Outputs go to ``output`` (a folder: ``<stem>.aec`` / ``<stem>.png`` / ``<stem>.wav``) or to an
 ``output`` column's path per row. Each is written to a temporary file in the target folder and
-renamed into place: a file is whole or absent, never half-written. An existing file is kept
-(its row gets a FileExistsError) unless ``force=True``; two rows naming one output never both win.
+linked into place: a file is whole or absent, never half-written. An existing file is kept (its
+row gets a FileExistsError) unless ``force=True`` — also when two rows name one output at the
+same time: the first keeps it (with ``force=True`` the last one written stays).
 
 Workers hold ``cpus_per_worker`` CPUs each; a dataset that is read by Ray tasks (``read_binary_files``)
 needs CPUs left for those: ``workers`` below the cluster's CPU count (a pool that takes every CPU
@@ -46,11 +48,9 @@ from pathlib import Path
 
 from aecodec.errors import InputError
 
-__all__ = ["encode_dataset", "decode_dataset", "score_dataset", "write_file", "RESULT_COLUMNS"]
+__all__ = ["encode_dataset", "decode_dataset", "score_dataset", "write_file", "cli_args", "RESULT_COLUMNS"]
 
-RESULT_COLUMNS = ("output", "data", "error", "error_type", "info")
-IMAGE_DECODE_FORMATS = {"png": "PNG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "jpeg": "JPEG"}
-AUDIO_DECODE_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "aiff": "AIFF"}
+RESULT_COLUMNS = ("output", "data", "error", "error_type", "info")  # and "score" (score_dataset)
 
 
 def _ray():
@@ -195,7 +195,8 @@ def decode_one(args: argparse.Namespace, data: bytes, fmt_from: str | None = Non
     if args.rate is not None:
         raise cli.UsageError("--rate is for audio files")
     if args.format and args.format.upper() not in cli.IMAGE_FORMATS:
-        raise cli.UsageError(f"--format {args.format} is an audio format; images decode to png, webp, tiff, bmp or jpeg")
+        raise cli.UsageError(f"--format {args.format} is an audio format; "
+                             "images decode to png, webp, tiff, bmp or jpeg")
     fmt = cli._output_format(fmt_from or "x." + (args.format or "png").lower(), args.format)
     t0 = time.perf_counter()
     image = codec.decompress_image(data, model=args.model)
@@ -577,7 +578,8 @@ def run_cli_score(files: list[str], args) -> int:
         else:
             unit = "bpp" if doc["modality"] == "image" else "bit/s"
             value = doc["bits_per_pixel"] if doc["modality"] == "image" else doc["bits_per_second"]
-            print(f"{value:12.4f} {unit:5s} {doc['file']}" + ("  ANOMALOUS" if doc.get("anomalous") else ""), flush=True)
+            flag = "  ANOMALOUS" if doc.get("anomalous") else ""
+            print(f"{value:12.4f} {unit:5s} {doc['file']}{flag}", flush=True)
     if args.fpr is not None:
         for modality, unit in (("image", "bpp"), ("audio", "bit/s")):
             scores = [v for d, v in results if d["modality"] == modality]

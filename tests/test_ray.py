@@ -135,8 +135,8 @@ def test_a_bad_row_is_an_error_row_and_the_others_are_coded(tmp_path, case):
     first = str(tmp_path / "good.aec") if name.endswith(".aec") else good
     if name.endswith(".aec"):
         (tmp_path / "good.aec").write_bytes(codec.compress_image(Image.open(good)))
-    rows = by_path(verb(ray.data.from_items([{"path": first}, {"path": str(bad)}, {"path": str(tmp_path / "gone.png")}]),
-                        tmp_path / "out"))
+    ds = ray.data.from_items([{"path": first}, {"path": str(bad)}, {"path": str(tmp_path / "gone.png")}])
+    rows = by_path(verb(ds, tmp_path / "out"))
     assert rows[os.path.basename(first)]["error"] is None
     assert rows[name]["error_type"] == error_type and rows[name]["error"] and rows[name]["output"] is None
     assert rows["gone.png"]["error_type"] == "FileNotFoundError" and "No such file" in rows["gone.png"]["error"]
