@@ -19,10 +19,12 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aecodec import registry
+from aecodec.effort import MAX_EFFORT
 from aecodec.errors import AecError, InputError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -324,6 +326,8 @@ def cmd_encode(args) -> int:
         raise UsageError(f"-q must be between 1 and {IMAGE_QUALITY_MAX} (audio: 1 and 3), got {args.quality:g}")
     if args.tile is not None and not (64 <= args.tile <= codec.MAX_TILE and args.tile % 64 == 0):
         raise UsageError(f"--tile must be a multiple of 64 in [64, {codec.MAX_TILE}], got {args.tile}")
+    if not 0 <= args.effort <= MAX_EFFORT:
+        raise UsageError(f"--effort must be an integer from 0 to {MAX_EFFORT}, got {args.effort}")
     jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS | AUDIO_SUFFIXES, args.recursive)
 
     def work(job: Job) -> dict:
@@ -339,6 +343,26 @@ def cmd_encode(args) -> int:
 
         return ray_jobs.run_cli("encode", jobs, args)
     return run_jobs(jobs, work, args.jobs, args.json, args.quiet)
+
+
+@contextmanager
+def effort_progress(args, tiles: int):
+    """A progress bar of refinement steps (tqdm, stderr) for --effort on a terminal, else None."""
+    if not args.effort or args.quiet or args.json or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    from aecodec.effort import EFFORT_STEPS
+
+    lock = threading.Lock()
+    total = None if args.target_bpp is not None else EFFORT_STEPS[args.effort] * tiles
+    with tqdm(total=total, unit="step", desc=f"effort {args.effort}", file=sys.stderr, leave=False) as bar:
+        def progress(n: int) -> None:
+            with lock:
+                bar.update(n)
+
+        yield progress
 
 
 def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
@@ -361,14 +385,16 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
         notes.append(f"{removed} removed (--keep-metadata keeps it)")
     tile = args.tile or codec.DEFAULT_TILE
     q = codec.DEFAULT_QUALITY if args.quality is None else args.quality
-    if args.target_bpp is not None:
-        result = codec.compress_image_to_target(image, args.target_bpp, model=loaded, tile=tile,
-                                                independent_tiles=args.independent_tiles)
-        data, q = result.data, result.quality
-        if result.warning:
-            notes.append(result.warning)
-    else:
-        data = codec.compress_image(image, q, model=loaded, tile=tile, independent_tiles=args.independent_tiles)
+    with effort_progress(args, len(codec.tile_grid(*image.size, tile))) as progress:
+        if args.target_bpp is not None:
+            result = codec.compress_image_to_target(image, args.target_bpp, model=loaded, tile=tile,
+                                                    independent_tiles=args.independent_tiles, effort=args.effort)
+            data, q = result.data, result.quality
+            if result.warning:
+                notes.append(result.warning)
+        else:
+            data = codec.compress_image(image, q, model=loaded, tile=tile, independent_tiles=args.independent_tiles,
+                                        effort=args.effort, progress=progress)
     write_atomically(job.dst, lambda f: f.write(data), args.force)
     seconds = time.perf_counter() - t0
     w, h = image.size
@@ -396,7 +422,7 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
         raise UsageError("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
     notes: list[str] = []
     _not_for(args, {"--psnr": args.psnr, "--tile": args.tile is not None,
-                    "--independent-tiles": args.independent_tiles}, "audio", notes)
+                    "--independent-tiles": args.independent_tiles, "--effort": bool(args.effort)}, "audio", notes)
     source = audio_io.open_audio(raw if raw is not None else job.src)
     try:
         choice = audio.choose(source, args.bitrate, args.model)  # named, else by channels, bitrate, content
@@ -721,7 +747,21 @@ def cmd_bench(args) -> int:
             raise UsageError("bench image needs --data DIR (a folder of PNG images)")
         codecs = _codec_list(args.codecs, CODEC_NAMES)
         out = Path(args.out or f"benchmarks/results/image/{Path(args.data).name}")
-        run_image_bench(Path(args.data), codecs, out, limit=args.limit)
+        qualities = None
+        if args.qualities:
+            try:
+                levels = [float(q) for q in args.qualities.split(",")]
+            except ValueError:
+                raise UsageError(f"--qualities must be comma-separated numbers, got {args.qualities!r}") from None
+            qualities = {c: levels for c in codecs if c == "aec" or c.startswith("aec-e")}
+        from aecodec.bench.codecs import get_codec
+
+        for name in codecs:
+            try:
+                get_codec(name)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        run_image_bench(Path(args.data), codecs, out, qualities=qualities, limit=args.limit)
         return EXIT_OK
     if args.what == "audio":
         from aecodec.bench.audio import run_audio_bench
@@ -932,6 +972,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--no-envelope", action="store_true",
                      help="audio: do not send the band-energy envelope (on by default; ~1.4 kbps per channel of speech)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
+    enc.add_argument("--effort", type=int, default=0, metavar="0-9",
+                     help="images: encode time spent to save bits (default 0: the plain encoder, fastest; higher "
+                          "efforts refine the latents, smaller files at the same quality; 9 takes minutes per "
+                          "photo). Decoding is unchanged")
     enc.add_argument("--tile", type=int, default=None,
                      help="images: tile size in pixels (multiple of 64, 64..1024; default 1024): a memory bound "
                           "only, tiles are synthesised with overlap and do not show")
@@ -972,7 +1016,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default=None, help="anomaly: model name or model file (default: the shipped image model)")
     bench.add_argument("--data", help="folder of images (bench image) or audio files (bench audio); anomaly: "
                        "DIR[,DIR...] (default: ../shared/data Kodak and McMaster18)")
-    bench.add_argument("--codecs", default=None, help="comma-separated; default image: aec,jpeg,webp,avif; audio: aec,opus")
+    bench.add_argument("--codecs", default=None, help="comma-separated; default image: aec,jpeg,webp,avif (aec-eN: "
+                       "aecodec at --effort N, reported against aec in summary.json's efforts); audio: aec,opus")
+    bench.add_argument("--qualities", default=None, help="image: comma-separated aecodec qualities (aec and aec-eN)")
     bench.add_argument("--kind", choices=["speech", "music"], default=None, help="audio: model family (default: guessed)")
     bench.add_argument("--points", default=None, help="audio: comma-separated kbps targets for every codec")
     bench.add_argument("--out", help="output folder (image) or JSON file (coder)")

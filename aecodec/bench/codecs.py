@@ -84,8 +84,11 @@ class AecCodec:
 
     name = "aec"
 
-    def __init__(self, model=None):
+    def __init__(self, model=None, effort: int = 0):
         self.model = model  # None: the registry's default image model
+        self.effort = effort
+        if effort:
+            self.name = f"aec-e{effort}"
         from aecodec import registry
 
         if model is None or isinstance(model, (str, int)):
@@ -97,13 +100,15 @@ class AecCodec:
 
     @property
     def description(self) -> str:
-        return f"aecodec ({self._model_name()}), quality levels {self.qualities[0]}-{self.qualities[-1]}"
+        effort = f", --effort {self.effort}" if self.effort else ""
+        return f"aecodec ({self._model_name()}{effort}), quality levels {self.qualities[0]}-{self.qualities[-1]}"
 
     @property
     def settings(self) -> dict:
         import torch
 
-        return {"model": self._model_name(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+        return {"model": self._model_name(), "effort": self.effort, "torch": torch.__version__,
+                "torch_threads": torch.get_num_threads()}
 
     def _model_name(self) -> str:
         if self.model is None:
@@ -116,7 +121,7 @@ class AecCodec:
     def encode(self, image: Image.Image, quality: int) -> bytes:
         from aecodec.codec import compress_image
 
-        return compress_image(image, quality, model=self.model)
+        return compress_image(image, quality, model=self.model, effort=self.effort)
 
     def decode(self, data: bytes) -> Image.Image:
         from aecodec.codec import decompress_image
@@ -125,7 +130,13 @@ class AecCodec:
 
 
 def get_codec(name: str):
-    """The adapter for a codec name in CODEC_NAMES (aec, jpeg, webp, avif)."""
+    """The adapter for a codec name in CODEC_NAMES (aec, jpeg, webp, avif), or aec-eN: aecodec at --effort N."""
+    if name.startswith("aec-e") and name[5:].isdigit():
+        from aecodec.effort import MAX_EFFORT
+
+        if not 1 <= int(name[5:]) <= MAX_EFFORT:
+            raise ValueError(f"{name}: the effort must be 1..{MAX_EFFORT}")
+        return AecCodec(effort=int(name[5:]))
     factories = {"aec": AecCodec, "jpeg": jpeg_codec, "webp": webp_codec, "avif": avif_codec}
     if name not in factories:
         raise ValueError(f"unknown image codec {name!r}; choose from {', '.join(CODEC_NAMES)}")

@@ -185,6 +185,26 @@ def time_compressai_reference_decode(image_size=(512, 768), repeats=3) -> dict:
     }
 
 
+# ---------------------------------------------------------------- efforts
+
+def effort_table(default: dict, efforts: dict[str, dict]) -> dict:
+    """For each aec-eN run: BD-rate against the default encoder (effort 0) over the qualities both
+    ran, and encode / decode seconds per image (means over every image and quality)."""
+    def seconds(doc, key):
+        return float(statistics.fmean(r[key] for r in doc["per_image"]))
+
+    rows = {"aec": {"effort": 0, "bd_rate_vs_effort_0": None, "encode_seconds": seconds(default, "encoding_time"),
+                    "decode_seconds": seconds(default, "decoding_time")}}
+    for name, doc in sorted(efforts.items(), key=lambda kv: kv[1]["settings"]["effort"]):
+        shared = sorted(set(doc["results"]["quality"]) & set(default["results"]["quality"]))
+        pick = lambda d: aggregate([r for r in d["per_image"] if r["quality"] in shared], shared)
+        rows[name] = {"effort": doc["settings"]["effort"], "qualities": shared,
+                      "bd_rate_vs_effort_0": bdrate.compare_curves(pick(default), pick(doc)),
+                      "encode_seconds": seconds(doc, "encoding_time"), "decode_seconds": seconds(doc, "decoding_time")}
+    return {"what": "BD-rate of aecodec --effort N against the default encoder (negative: fewer bits at equal "
+                    "quality), mean encode and decode seconds per image, same machine and run", "rows": rows}
+
+
 # ---------------------------------------------------------------- output
 
 def _json_safe(value):
@@ -288,6 +308,9 @@ def run_image_bench(data_dir: Path, codecs: list[str], out_dir: Path, qualities:
         "references": [{"name": ref["name"], "source": ref["source"]} for ref in references],
         "notes": notes,
     }
+    efforts = {name: doc for name, doc in documents.items() if name.startswith("aec-e")}
+    if efforts and "aec" in documents:
+        summary["efforts"] = effort_table(documents["aec"], efforts)
     if "aec" in documents:
         log("timing CompressAI MeanScaleHyperprior(N=128, M=192).decompress for comparison ...")
         height, width = max(sizes, key=lambda s: s[0] * s[1])[::-1]
