@@ -471,7 +471,12 @@ def _connect(address: str | None) -> bool:
     """Start or join a cluster unless this process has one; True when this call started it."""
     import logging
 
-    ray = _ray()
+    from aecodec.cli import UsageError
+
+    try:
+        ray = _ray()
+    except ImportError as exc:
+        raise UsageError(f"--ray: {exc}") from None
     if ray.is_initialized():
         return False
     try:
