@@ -11,9 +11,9 @@ __version__ = "0.2.0"
 def __getattr__(name):
     # Lazy: `import aecodec` stays light (no torch) for the container and coder layers.
     if name in ("compress_image", "decompress_image", "read_info"):
-        from aecodec import codec
+        from aecodec import image
 
-        return getattr(codec, name)
+        return getattr(image, name)
     if name in ("score_image", "score_audio", "image_features", "audio_features", "image_latents"):
         from aecodec import analysis  # anomaly scores, heatmaps and latent features
 

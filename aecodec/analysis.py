@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aecodec import codec, registry
+from aecodec import coding, registry
+from aecodec import image as image_api
 from aecodec.errors import InputError, ModelError
 from aecodec.io import image as image_io
 
@@ -118,14 +119,14 @@ def _analyze(net, rgb: np.ndarray, level: float):
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
-    with torch.no_grad(), codec.single_threaded_torch():
+    with torch.no_grad(), coding.single_threaded_torch():
         return net.analyze(x, level)
 
 
 def _windows(width: int, height: int, tile: int, context: int, align: int):
     """(window box, kept box) per codec tile, both (x, y, w, h) in padded pixels, multiples of align."""
     pw, ph = width + (-width % align), height + (-height % align)
-    for x, y, tw, th in codec.tile_grid(width, height, tile):
+    for x, y, tw, th in image_api.tile_grid(width, height, tile):
         x0, y0 = max(0, x - context), max(0, y - context)
         x1, y1 = min(pw, x + tw + context), min(ph, y + th + context)
         yield (x0, y0, x1 - x0, y1 - y0), (x, y, tw, th)
@@ -138,8 +139,8 @@ def _rgb(image) -> np.ndarray:
 
 
 def _check_tiling(tile: int, context: int, align: int) -> None:
-    if tile < align or tile % align or tile > codec.MAX_TILE:
-        raise InputError(f"tile must be a multiple of {align} in [{align}, {codec.MAX_TILE}], got {tile}")
+    if tile < align or tile % align or tile > image_api.MAX_TILE:
+        raise InputError(f"tile must be a multiple of {align} in [{align}, {image_api.MAX_TILE}], got {tile}")
     if context < 0 or context % align:
         raise InputError(f"context must be a non-negative multiple of {align}, got {context}")
 
@@ -191,7 +192,7 @@ class ImageScore:
         return int(q * self.cell), int(r * self.cell), int(kc * self.cell), int(kr * self.cell)
 
 
-def score_image(image, quality: float | None = None, *, model=None, tile: int = codec.DEFAULT_TILE,
+def score_image(image, quality: float | None = None, *, model=None, tile: int = image_api.DEFAULT_TILE,
                 context: int = DEFAULT_CONTEXT) -> ImageScore:
     """Anomaly score of an image (PIL image, uint8 array or path): the bits per pixel the model needs
     at ``quality`` (default: the model's default, 6 for the shipped one), with the map of where they go.
@@ -199,11 +200,11 @@ def score_image(image, quality: float | None = None, *, model=None, tile: int = 
     loaded = resolve_model(model, "image")
     q, level = _level(loaded, quality)
     net = loaded.net
-    align = int(getattr(net, "align", codec.IMAGE_ALIGN))
+    align = int(getattr(net, "align", image_api.IMAGE_ALIGN))
     _check_tiling(tile, context, align)
     rgb = _rgb(image)
     height, width = rgb.shape[:2]
-    padded = codec._pad(rgb, align)
+    padded = image_api._pad(rgb, align)
     windows = list(_windows(width, height, tile, context, align))
 
     def one(item):
@@ -213,7 +214,7 @@ def score_image(image, quality: float | None = None, *, model=None, tile: int = 
 
     full = None
     cell = None
-    for bits, (wx, wy, ww, wh), (x, y, tw, th) in codec.parallel_map(one, windows):
+    for bits, (wx, wy, ww, wh), (x, y, tw, th) in coding.parallel_map(one, windows):
         if full is None:
             cell = ww // bits.shape[1]
             full = np.zeros((padded.shape[0] // cell, padded.shape[1] // cell))
@@ -272,21 +273,21 @@ def _latent_windows(rgb: np.ndarray, net, tile: int, context: int):
     import torch
 
     g_a = _g_a(net)
-    align = int(getattr(net, "align", codec.IMAGE_ALIGN))
+    align = int(getattr(net, "align", image_api.IMAGE_ALIGN))
     _check_tiling(tile, context, align)
     height, width = rgb.shape[:2]
-    padded = codec._pad(rgb, align)
+    padded = image_api._pad(rgb, align)
     for (wx, wy, ww, wh), (x, y, tw, th) in _windows(width, height, tile, context, align):
         x_in = torch.from_numpy(np.ascontiguousarray(padded[wy : wy + wh, wx : wx + ww])).permute(2, 0, 1)[None]
         x_in = x_in.float().div_(255.0)
-        with torch.no_grad(), codec.single_threaded_torch():
+        with torch.no_grad(), coding.single_threaded_torch():
             lat = g_a(x_in.contiguous(memory_format=torch.channels_last)).contiguous()[0].numpy()
         cell = ww // lat.shape[2]
         r0, c0 = (y - wy) // cell, (x - wx) // cell
         yield lat[:, r0 : r0 + th // cell, c0 : c0 + tw // cell], (x, y, tw, th), cell
 
 
-def image_latents(image, *, model=None, tile: int = codec.DEFAULT_TILE, context: int = FEATURE_CONTEXT) -> np.ndarray:
+def image_latents(image, *, model=None, tile: int = image_api.DEFAULT_TILE, context: int = FEATURE_CONTEXT) -> np.ndarray:
     """The latent y = g_a(x) of an image (PIL image, uint8 array or path), float32 [M, ⌈H/16⌉, ⌈W/16⌉]
     (M = 160 for the shipped model): the analysis transform's output before the per-quality gain and
     before quantization, so the same for every quality. Large images are computed in tiles with 64 px
@@ -297,7 +298,7 @@ def image_latents(image, *, model=None, tile: int = codec.DEFAULT_TILE, context:
     out = None
     for lat, (x, y, tw, th), cell in _latent_windows(rgb, loaded.net, tile, context):
         if out is None:
-            align = int(getattr(loaded.net, "align", codec.IMAGE_ALIGN))
+            align = int(getattr(loaded.net, "align", image_api.IMAGE_ALIGN))
             ph, pw = height + (-height % align), width + (-width % align)
             out = np.empty((lat.shape[0], ph // cell, pw // cell), np.float32)
         out[:, y // cell : y // cell + lat.shape[1], x // cell : x // cell + lat.shape[2]] = lat
@@ -312,7 +313,7 @@ def _pooled(sum_: np.ndarray, sq: np.ndarray, n: int) -> np.ndarray:
     return v / norm if norm > 0 else v
 
 
-def image_features(image, *, model=None, tile: int = codec.DEFAULT_TILE) -> np.ndarray:
+def image_features(image, *, model=None, tile: int = image_api.DEFAULT_TILE) -> np.ndarray:
     """A fixed-length descriptor of an image for retrieval, clustering and near-duplicate search:
     float32 of length 2·M (320 for the shipped model) = [per-channel mean of y, per-channel standard
     deviation of y] over the latent positions inside the image (y = ``image_latents``), L2-normalised
@@ -412,7 +413,7 @@ def score_audio(samples, rate: int | None = None, quality: float | None = None, 
             total = None
             for c in range(seg.shape[1]):
                 x = torch.from_numpy(np.ascontiguousarray(seg[:, c]))[None, None]
-                with torch.no_grad(), codec.single_threaded_torch():
+                with torch.no_grad(), coding.single_threaded_torch():
                     z, y, idx = net.analyze(x, level)
                 b = latent_bits(net, z, y, idx)[:keep]
                 total = b if total is None else total + b
@@ -441,7 +442,7 @@ def audio_features(samples, rate: int | None = None, *, model=None) -> np.ndarra
     try:
         for seg, keep in _audio_segments(source, loaded):
             x = torch.from_numpy(np.ascontiguousarray(seg[:, 0]))[None, None]
-            with torch.no_grad(), codec.single_threaded_torch():
+            with torch.no_grad(), coding.single_threaded_torch():
                 lat = g_a(x)[0, :, :keep].numpy().astype(np.float64)
             s = lat.sum(1) if s is None else s + lat.sum(1)
             sq = (lat**2).sum(1) if sq is None else sq + (lat**2).sum(1)

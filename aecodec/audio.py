@@ -31,14 +31,15 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from aecodec import container, content, entropy, envelope, registry
-from aecodec.codec import (
-    _int_field,
-    _model_for,
-    _quality_text,
+from aecodec.coding import (
     decode_latents,
     encode_latents,
+    int_field,
+    level_for,
+    model_for,
     parallel_map,
     parse_coding_fields,
+    quality_text,
     single_threaded_torch,
 )
 from aecodec.errors import FormatError, HeaderError, InputError, LimitError, ModelError
@@ -319,7 +320,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
         "modality": "audio",
         "model": loaded.header,
         "coder": {"name": entropy.CODER_NAME, "precision": precision},
-        "quality": _quality_text(quality),
+        "quality": quality_text(quality),
         "audio": {"sample_rate": source.sample_rate, "model_rate": net.sample_rate, "channels": source.channels,
                   "frames": source.frames, "segment": geo.segment, "overlap": geo.overlap,
                   "coding": "mid-side" if source.channels == 2 else "mono", "subtype": source.subtype[:16]},
@@ -328,8 +329,8 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
         header["audio"]["envelope"] = env_name
     scale = headroom_scale(source.peak())  # float input above full scale: coded at 1/scale (SPEC §7.2)
     if scale != 1.0:
-        header["audio"]["scale"] = _quality_text(scale)
-    level = float(quality) - 1.0
+        header["audio"]["scale"] = quality_text(scale)
+    level = level_for(quality)
     counter = _CountingWriter(fileobj)
     coded_blocks = (_to_coded(b) for b in source.blocks())
     if scale != 1.0:
@@ -446,12 +447,12 @@ def parse_audio_header(header: dict) -> AudioInfo:
     a, model, coder = header.get("audio"), header.get("model"), header.get("coder")
     if not isinstance(a, dict) or not isinstance(model, dict) or not isinstance(coder, dict):
         raise HeaderError("audio header lacks its audio, model or coder object")
-    rate = _int_field(a, "sample_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
-    model_rate = _int_field(a, "model_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
-    channels = _int_field(a, "channels", 1, audio_io.MAX_CHANNELS)
-    frames = _int_field(a, "frames", 0, 2**32 - 1)
-    segment = _int_field(a, "segment", 1, MAX_SEGMENT)
-    overlap = _int_field(a, "overlap", 0, segment)
+    rate = int_field(a, "sample_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
+    model_rate = int_field(a, "model_rate", audio_io.MIN_RATE, audio_io.MAX_RATE)
+    channels = int_field(a, "channels", 1, audio_io.MAX_CHANNELS)
+    frames = int_field(a, "frames", 0, 2**32 - 1)
+    segment = int_field(a, "segment", 1, MAX_SEGMENT)
+    overlap = int_field(a, "overlap", 0, segment)
     if model_frames(frames, rate, model_rate) > 2**32 - 1:
         raise LimitError("audio too long at the model rate")
     if a.get("coding") != ("mid-side" if channels == 2 else "mono"):
@@ -503,7 +504,7 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
     the output then starts at the segment's first sample (``segment_start(...)`` says where)."""
     reader = container.ContainerReader(data_or_file)
     info = parse_audio_header(reader.header)
-    loaded = _model_for(info, model)
+    loaded = model_for(info, model)
     net = loaded.net
     if getattr(net, "sample_rate", None) != info.model_rate:
         raise HeaderError(f"model rate {info.model_rate} does not match the model's {getattr(net, 'sample_rate', None)}")
@@ -621,7 +622,7 @@ def _decode_segment(net, payload: bytes, index: int, geo: Geometry, info: AudioI
         y_sym, means = decode_latents(net, data, (net.N, frames_latent // 4),
                                       info.header["coder"]["precision"], _key(index, c), "SEGM chunk")
         with torch.no_grad(), single_threaded_torch():
-            out[:, c] = net.synthesize(y_sym, means, info.quality - 1.0)[0, 0].numpy()
+            out[:, c] = net.synthesize(y_sym, means, level_for(info.quality))[0, 0].numpy()
     if env_payload is not None:
         for c, data in enumerate(_channel_payloads(env_payload, index, info.channels, "ENVL")):
             name = info.header["audio"]["envelope"]

@@ -309,7 +309,7 @@ def is_audio_input(path: str, head: bytes | None = None) -> bool:
 
 
 def cmd_encode(args) -> int:
-    from aecodec import codec
+    from aecodec import image as image_api
     from aecodec.io.audio import AUDIO_SUFFIXES
 
     if args.quality is not None and args.target_bpp is not None:
@@ -324,8 +324,8 @@ def cmd_encode(args) -> int:
         raise UsageError("-b must be a bitrate in kbps, in (0, 1000]")
     if args.quality is not None and not (1 <= args.quality <= IMAGE_QUALITY_MAX and math.isfinite(args.quality)):
         raise UsageError(f"-q must be between 1 and {IMAGE_QUALITY_MAX} (audio: 1 and 3), got {args.quality:g}")
-    if args.tile is not None and not (64 <= args.tile <= codec.MAX_TILE and args.tile % 64 == 0):
-        raise UsageError(f"--tile must be a multiple of 64 in [64, {codec.MAX_TILE}], got {args.tile}")
+    if args.tile is not None and not (64 <= args.tile <= image_api.MAX_TILE and args.tile % 64 == 0):
+        raise UsageError(f"--tile must be a multiple of 64 in [64, {image_api.MAX_TILE}], got {args.tile}")
     if not 0 <= args.effort <= MAX_EFFORT:
         raise UsageError(f"--effort must be an integer from 0 to {MAX_EFFORT}, got {args.effort}")
     jobs = plan_jobs(args.inputs, args.output, ".aec", IMAGE_INPUTS | AUDIO_SUFFIXES, args.recursive)
@@ -336,7 +336,7 @@ def cmd_encode(args) -> int:
         raw = read_input(job.src) if job.src == "-" else None
         if is_audio_input(job.src, raw[:16] if raw is not None else None):
             return encode_audio_job(job, raw, args)
-        return encode_image_job(job, raw, args, codec)
+        return encode_image_job(job, raw, args, image_api)
 
     if args.ray is not None:  # --ray [ADDRESS]: the same jobs on a Ray cluster (aecodec.ray)
         from aecodec import ray as ray_jobs
@@ -365,7 +365,8 @@ def effort_progress(args, tiles: int):
         yield progress
 
 
-def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
+def encode_image_job(job: Job, raw: bytes | None, args, image_api) -> dict:
+    from aecodec import coding
     from aecodec.bench.metrics import psnr_rgb
     from aecodec.io import image as image_io
 
@@ -373,7 +374,7 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
         raise UsageError("-b (kbps) is for audio; images take -q or --target-bpp")
     notes: list[str] = []
     _not_for(args, {"--no-envelope": args.no_envelope}, "images", notes)
-    loaded = codec._resolve(args.model)  # loaded (once, cached) before the clock starts
+    loaded = coding.resolve_model(args.model)  # loaded (once, cached) before the clock starts
     t0 = time.perf_counter()
     image = image_io.open_image(raw if raw is not None else job.src)
     frames = getattr(image, "n_frames", 1)
@@ -383,18 +384,19 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
     removed = image_io.apply_metadata_policy(image, policy)
     if removed:
         notes.append(f"{removed} removed (--keep-metadata keeps it)")
-    tile = args.tile or codec.DEFAULT_TILE
-    q = codec.DEFAULT_QUALITY if args.quality is None else args.quality
-    with effort_progress(args, len(codec.tile_grid(*image.size, tile))) as progress:
+    tile = args.tile or image_api.DEFAULT_TILE
+    q = image_api.DEFAULT_QUALITY if args.quality is None else args.quality
+    with effort_progress(args, len(image_api.tile_grid(*image.size, tile))) as progress:
         if args.target_bpp is not None:
-            result = codec.compress_image_to_target(image, args.target_bpp, model=loaded, tile=tile,
-                                                    independent_tiles=args.independent_tiles, effort=args.effort)
+            result = image_api.compress_image_to_target(image, args.target_bpp, model=loaded, tile=tile,
+                                                        independent_tiles=args.independent_tiles, effort=args.effort)
             data, q = result.data, result.quality
             if result.warning:
                 notes.append(result.warning)
         else:
-            data = codec.compress_image(image, q, model=loaded, tile=tile, independent_tiles=args.independent_tiles,
-                                        effort=args.effort, progress=progress)
+            data = image_api.compress_image(image, q, model=loaded, tile=tile,
+                                            independent_tiles=args.independent_tiles, effort=args.effort,
+                                            progress=progress)
     write_atomically(job.dst, lambda f: f.write(data), args.force)
     seconds = time.perf_counter() - t0
     w, h = image.size
@@ -404,7 +406,7 @@ def encode_image_job(job: Job, raw: bytes | None, args, codec) -> dict:
         info["target_bpp"] = args.target_bpp
     line = f"{job.src} -> {job.dst}: {len(data)} bytes, {info['bpp']:.4f} bpp, q {q:g}, {seconds:.2f} s"
     if args.psnr:
-        decoded = codec.decompress_image(data, model=loaded)
+        decoded = image_api.decompress_image(data, model=loaded)
         ref = image_io.to_planes(image).rgb
         info["psnr_rgb"] = round(psnr_rgb(ref, image_io.to_planes(decoded).rgb), 4)
         line += f", PSNR {info['psnr_rgb']:.2f} dB"
@@ -472,7 +474,8 @@ def _output_format(dst: str, fmt: str | None) -> str:
 
 
 def cmd_decode(args) -> int:
-    from aecodec import codec, container
+    from aecodec import container
+    from aecodec import image as image_api
     from aecodec.io import image as image_io
 
     suffix = "." + (args.format or "png").lower()
@@ -494,7 +497,7 @@ def cmd_decode(args) -> int:
         fmt = _output_format(job.dst, args.format)
         if job.dst != "-" and Path(job.dst).exists() and not args.force:
             raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
-        image = codec.decompress_image(data, model=args.model)
+        image = image_api.decompress_image(data, model=args.model)
         write_atomically(job.dst, lambda f: image_io.save_image(image, f, fmt), args.force)
         seconds = time.perf_counter() - t0
         w, h = image.size
@@ -558,14 +561,15 @@ def decode_audio_job(job: Job, data: bytes, args) -> dict:
 def verify_file(data: bytes) -> None:
     """Decode the whole file without writing anything: every chunk CRC, the index and trailer,
     and every tile's or segment's CRC of decoded symbols; raises on the first problem."""
-    from aecodec import audio, codec, container
+    from aecodec import audio, container
+    from aecodec import image as image_api
 
     modality = container.ContainerReader(data).header.get("modality")
     if modality == "audio":
         for _ in audio.decode(data).blocks:
             pass
     else:
-        codec.decompress_image(data)
+        image_api.decompress_image(data)
 
 
 def describe_file(name: str, data: bytes) -> dict:
@@ -677,11 +681,11 @@ def _aec_modality(path: str) -> str | None:
 
 
 def _load_for_compare(path: str):
-    from aecodec import codec
+    from aecodec import image as image_api
     from aecodec.io import image as image_io
 
     if Path(path).suffix.lower() == ".aec":
-        return codec.decompress_image(Path(path).read_bytes())
+        return image_api.decompress_image(Path(path).read_bytes())
     return image_io.open_image(path)
 
 

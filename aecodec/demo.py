@@ -54,7 +54,8 @@ def main(argv=None) -> int:
 
 
 def image_demo(args) -> None:
-    from aecodec import codec, registry
+    from aecodec import image as image_api
+    from aecodec import registry
 
     image = Image.open(args.image).convert("RGB")
     ref = np.asarray(image)
@@ -65,9 +66,9 @@ def image_demo(args) -> None:
     print(f"{'q':>3} {'bytes':>7} {'bpp':>6} {'PSNR':>6} {'enc s':>6} {'dec s':>6}   JPEG at nearest size")
     for q in [float(x) for x in args.qualities.split(",")]:
         t0 = time.perf_counter()
-        data = codec.compress_image(image, q)
+        data = image_api.compress_image(image, q)
         t1 = time.perf_counter()
-        out = codec.decompress_image(data)
+        out = image_api.decompress_image(data)
         t2 = time.perf_counter()
         stem = f"{args.image.stem}-q{q:g}"
         (args.out / f"{stem}.aec").write_bytes(data)

@@ -2,8 +2,8 @@
 ``image.save("x.aec", quality=6)`` (or ``target_bpp=0.5``) encodes them.
 
     Image.open ─_accept(magic)─> AecImageFile._open: header -> size, mode
-    .load() ─AecDecoder─> aecodec.codec.decompress_image(whole file) -> raw pixels
-    .save ─_save─> aecodec.codec.compress_image(image, quality | target_bpp) -> file
+    .load() ─AecDecoder─> aecodec.image.decompress_image(whole file) -> raw pixels
+    .save ─_save─> aecodec.image.compress_image(image, quality | target_bpp) -> file
 
 Save options: ``quality`` is aecodec's 1 (smallest) .. 10 scale, not JPEG's 0..100; ``icc_profile``
 and ``exif`` default to the image's own, as with Pillow's PNG and WebP writers.
@@ -32,7 +32,7 @@ class AecImageFile(ImageFile.ImageFile):
     format_description = "aecodec learned image compression"
 
     def _open(self) -> None:
-        from aecodec.codec import parse_image_header
+        from aecodec.image import parse_image_header
 
         try:
             reader = container.ContainerReader(self.fp)
@@ -60,7 +60,7 @@ class AecDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
     def decode(self, buffer):
-        from aecodec.codec import decompress_image
+        from aecodec.image import decompress_image
 
         assert self.fd is not None
         self.fd.seek(0)
@@ -74,7 +74,7 @@ class AecDecoder(ImageFile.PyDecoder):
 
 
 def _save(im: Image.Image, fp, filename) -> None:
-    from aecodec.codec import DEFAULT_QUALITY, compress_image
+    from aecodec.image import DEFAULT_QUALITY, compress_image
 
     opts = im.encoderinfo
     image = im

@@ -160,7 +160,8 @@ def encode_one(args: argparse.Namespace, name: str | None, data: bytes | None) -
     """(aec bytes, the CLI's --json fields) for one image or audio file: the file ``name`` when
     ``data`` is None, else ``data`` (``name`` then only says what it is). The CLI's own encode_image_job /
     encode_audio_job do the work, so the bytes are those ``aecodec encode`` writes with ``args``."""
-    from aecodec import cli, codec
+    from aecodec import cli
+    from aecodec import image as image_api
 
     raw = None if data is None else _NamedBytes(data, name)
     args._warned = set()  # notes about options that do not apply: for each file
@@ -169,7 +170,7 @@ def encode_one(args: argparse.Namespace, name: str | None, data: bytes | None) -
             job.src = name if name is not None else "-"
             if _is_audio(name, raw):
                 return cli.encode_audio_job(job, raw, args)
-            return cli.encode_image_job(job, raw, args, codec)
+            return cli.encode_image_job(job, raw, args, image_api)
 
         out, info, scratch = _through_cli(run, tmp, ".aec")
     return out, _cleaned(info, scratch)
@@ -179,7 +180,8 @@ def decode_one(args: argparse.Namespace, data: bytes, fmt_from: str | None = Non
     """(decoded file's bytes, the CLI's --json fields, its suffix) for one aec file, as
     ``aecodec decode`` with ``args`` writes it. The format: ``args.format``, else ``fmt_from``'s
     suffix (an output path), else PNG for images and WAV for audio."""
-    from aecodec import cli, codec, container
+    from aecodec import cli, container
+    from aecodec import image as image_api
     from aecodec.io import image as image_io
 
     modality = container.ContainerReader(data).header.get("modality")
@@ -199,7 +201,7 @@ def decode_one(args: argparse.Namespace, data: bytes, fmt_from: str | None = Non
                              "images decode to png, webp, tiff, bmp or jpeg")
     fmt = cli._output_format(fmt_from or "x." + (args.format or "png").lower(), args.format)
     t0 = time.perf_counter()
-    image = codec.decompress_image(data, model=args.model)
+    image = image_api.decompress_image(data, model=args.model)
     buf = io.BytesIO()
     image_io.save_image(image, buf, fmt)
     seconds = time.perf_counter() - t0
@@ -257,10 +259,10 @@ class _Worker:
     def __init__(self, verb: str, args: argparse.Namespace, output: str | None, threads: int = 1):
         import torch
 
-        from aecodec import analysis, codec, modelfile
+        from aecodec import analysis, coding, modelfile
 
         torch.set_num_threads(max(1, threads))
-        codec.CODING_THREADS = max(1, threads)  # tiles / segments in parallel: no more threads than CPUs held
+        coding.CODING_THREADS = max(1, threads)  # tiles / segments in parallel: no more threads than CPUs held
         self.verb, self.args, self.output, self.force = verb, args, output, bool(getattr(args, "force", False))
         self.model = None
         if verb == "score" and args.model is not None and modelfile.is_model_file(args.model):

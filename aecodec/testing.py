@@ -44,16 +44,15 @@ def with_threads(torch_threads: int, coding_threads: int, fn):
     """fn() with ``torch_threads`` torch threads and ``coding_threads`` tile/segment threads, restored after."""
     import torch
 
-    from aecodec import codec
+    from aecodec import coding
 
-    before, coding_before = torch.get_num_threads(), codec.CODING_THREADS
+    before = torch.get_num_threads()
     torch.set_num_threads(torch_threads)
-    codec.CODING_THREADS = coding_threads
     try:
-        return fn()
+        with coding.coding_threads(coding_threads):
+            return fn()
     finally:
         torch.set_num_threads(before)
-        codec.CODING_THREADS = coding_before
 
 
 def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:

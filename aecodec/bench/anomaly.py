@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from aecodec import analysis, codec
+from aecodec import analysis, coding as coding_core
 from aecodec.bench.machine import describe_machine
 
 DEFAULT_SETS = (Path("../shared/data/images/kodak"), Path("../shared/data/images/eval/mcmaster18"))
@@ -157,14 +157,13 @@ def run_anomaly_bench(folders: list[Path], out: Path, *, model=None, quality: fl
     gallery in a second measurement (skipped when None or absent)."""
     import torch
 
-    threads, coding = torch.get_num_threads(), codec.CODING_THREADS
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    codec.CODING_THREADS = 1
     try:
-        return _run(folders, out, model, quality, limit, example, distractors)
+        with coding_core.coding_threads(1):
+            return _run(folders, out, model, quality, limit, example, distractors)
     finally:
         torch.set_num_threads(threads)
-        codec.CODING_THREADS = coding
 
 
 def _run(folders, out, model, quality, limit, example, distractors) -> dict:

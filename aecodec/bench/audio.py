@@ -93,16 +93,15 @@ def one_thread():
     both restored afterwards."""
     import torch
 
-    from aecodec import codec
+    from aecodec import coding
 
-    before, threads = torch.get_num_threads(), codec.CODING_THREADS
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    codec.CODING_THREADS = 1
     try:
-        yield
+        with coding.coding_threads(1):
+            yield
     finally:
         torch.set_num_threads(before)
-        codec.CODING_THREADS = threads
 
 
 def _timed(function, *args):

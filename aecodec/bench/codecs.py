@@ -119,12 +119,12 @@ class AecCodec:
         return getattr(variant, "name", None) or str(self.model)
 
     def encode(self, image: Image.Image, quality: int) -> bytes:
-        from aecodec.codec import compress_image
+        from aecodec.image import compress_image
 
         return compress_image(image, quality, model=self.model, effort=self.effort)
 
     def decode(self, data: bytes) -> Image.Image:
-        from aecodec.codec import decompress_image
+        from aecodec.image import decompress_image
 
         return decompress_image(data, model=self.model).convert("RGB")
 

@@ -260,6 +260,19 @@ class ContextHyperprior(GainedHyperprior):
             self.__dict__["_context64"] = cached
         return cached
 
+    bitstream_minor = 3  # y coded pass by pass (SPEC §6.1, bitstream 1.3)
+
+    def y_coding_order(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The coding core's name for y_order."""
+        return self.y_order(shape)
+
+    @torch.no_grad()
+    def decode_y_symbols(self, z_symbols: np.ndarray, quality: float, read) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
+        """z symbols -> (y symbols [M, h, w], (ŷ_n, μh) for synthesis_input): the passes of decode_y,
+        each pass's symbols read from the stream by ``read(indexes)``."""
+        y_symbols, _, y_n, mu_h = self.decode_y(z_symbols, quality, lambda k, sel, means, idx: read(idx))
+        return y_symbols, (y_n, mu_h)
+
     def y_order(self, shape: tuple[int, int, int]) -> np.ndarray:
         """Flat indexes of y [M, h, w] in coding order: for each group its anchors, then its
         non-anchors; within a pass channel by channel, each in raster order."""

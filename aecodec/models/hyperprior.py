@@ -208,6 +208,21 @@ class GainedHyperprior(nn.Module):
         y_symbols = torch.round(y_q.double() - means).to(torch.int32)[0].numpy()
         return z_symbols, y_symbols, indexes
 
+    # ---- what the coding core asks of a model (aecodec.coding) -------------------------------
+    # The container minor version this model's coded units need (0: the plain layout, SPEC §6).
+    bitstream_minor = 0
+
+    def y_coding_order(self, shape: tuple[int, ...]):
+        """Flat indexes (or a slice) of y's symbols in the order they are coded: raster order."""
+        return slice(None)
+
+    @torch.no_grad()
+    def decode_y_symbols(self, z_symbols: np.ndarray, quality: float | None, read) -> tuple[np.ndarray, Tensor]:
+        """z symbols -> (y symbols [M, ...], the means the synthesis adds to them), the y symbols
+        read from the stream by ``read(indexes) -> int32 symbols shaped like indexes``."""
+        indexes, means = self.hyper_decode(z_symbols)
+        return read(indexes), means
+
     def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
         """EntropyBottleneck tables are per channel: index = channel number."""
         c = shape[0]
