@@ -413,6 +413,12 @@ def _checked_encode_args(args: argparse.Namespace) -> argparse.Namespace:
         raise ValueError("quality and bitrate exclude each other")
     if args.psnr:
         raise ValueError("--psnr is not available on a cluster")
+    effort = getattr(args, "effort", 0)
+    if effort:
+        from aecodec.effort import MAX_EFFORT
+
+        if not 0 <= effort <= MAX_EFFORT:
+            raise ValueError(f"effort must be an integer from 0 to {MAX_EFFORT}, got {effort}")
     return args
 
 
