@@ -73,7 +73,7 @@ def _level(loaded: registry.LoadedModel, quality) -> tuple[float, float]:
     q = (loaded.variant.default_quality or hi) if quality is None else quality
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not lo <= float(q) <= hi:
         raise InputError(f"quality must be between {lo:g} and {hi:g}, got {q!r}")
-    return float(q), float(q) - 1.0
+    return float(q), coding.level_for(q)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,14 +101,14 @@ class AudioHyperprior(GainedHyperprior):
         return 4 * self.hop
 
     @torch.no_grad()
-    def analyze(self, x: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def analyze(self, x: Tensor, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x [1, 1, T] (T a multiple of ``align``) -> z symbols [N, T/4hop], y symbols and indexes [M, T/hop]."""
-        return self.encode_latent(self.g_a(x), quality)
+        return self.encode_latent(self.g_a(x), level)
 
     @torch.no_grad()
-    def synthesize(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
+    def synthesize(self, y_symbols: np.ndarray, means: Tensor, level: float) -> Tensor:
         """y symbols [M, L] + means -> waveform [1, 1, L·hop] clamped to [-1, 1]."""
-        return self.g_s(self.decode_latent(y_symbols, means, quality)).clamp_(-1, 1)
+        return self.g_s(self.decode_latent(y_symbols, means, level)).clamp_(-1, 1)
 
 
 def build_family(family: str, inference: bool = False) -> AudioHyperprior:

@@ -183,24 +183,24 @@ class ContextHyperprior(GainedHyperprior):
         return mu_h + d_mu * gain, sigma_h.clamp_min(SCALES_MIN) * torch.exp(d_s.clamp(-8.0, 8.0))
 
     # ---- training -----------------------------------------------------------------------------
-    def forward(self, x: Tensor, quality: Tensor, straight_through: bool = False) -> dict:
-        """x -> x_hat and likelihoods; quality [B] (0-based levels).
+    def forward(self, x: Tensor, level: Tensor, straight_through: bool = False) -> dict:
+        """x -> x_hat and likelihoods; level [B] (0-based levels).
 
         Rates use additive noise; the contexts see the rounded latents (straight-through
         gradients), as the decoder will; the synthesis sees the noisy latent until
         ``straight_through``, then the rounded one."""
-        out = self.entropy_forward(self._transform(self.g_a, x), quality)
+        out = self.entropy_forward(self._transform(self.g_a, x), level)
         y_n = out.pop("rounded_n") if straight_through else out.pop("noisy_n")
         out["x_hat"] = self._transform(self.g_s, self._refine(y_n, out.pop("mu_h_n")))
         return out
 
-    def entropy_forward(self, y: Tensor, quality: Tensor, rounded: bool = False) -> dict:
+    def entropy_forward(self, y: Tensor, level: Tensor, rounded: bool = False) -> dict:
         """The latent codec alone: unscaled latent y (g_a's output) -> likelihoods, and the
         normalised latents the synthesis would see (noisy and rounded). Training the entropy
         model of fixed transforms needs only this (see ``train.image``, ``context_only``).
         ``rounded``: the y rate of the rounded latent (straight-through), i.e. what the coder
         will spend, instead of the noisy proxy; for training parameters of fixed latents."""
-        gain, inv_gain = self.gains(quality)
+        gain, inv_gain = self.gains(level)
         y = y * gain
         z = self._transform(self.h_a, y)
         # rounded: ẑ rounded at its medians too, as the coder does (a noisy ẑ would hand the
@@ -267,10 +267,10 @@ class ContextHyperprior(GainedHyperprior):
         return self.y_order(shape)
 
     @torch.no_grad()
-    def decode_y_symbols(self, z_symbols: np.ndarray, quality: float, read) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
+    def decode_y_symbols(self, z_symbols: np.ndarray, level: float, read) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
         """z symbols -> (y symbols [M, h, w], (ŷ_n, μh) for synthesis_input): the passes of decode_y,
         each pass's symbols read from the stream by ``read(indexes)``."""
-        y_symbols, _, y_n, mu_h = self.decode_y(z_symbols, quality, lambda k, sel, means, idx: read(idx))
+        y_symbols, _, y_n, mu_h = self.decode_y(z_symbols, level, lambda k, sel, means, idx: read(idx))
         return y_symbols, (y_n, mu_h)
 
     def y_order(self, shape: tuple[int, int, int]) -> np.ndarray:
@@ -288,12 +288,12 @@ class ContextHyperprior(GainedHyperprior):
         return self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
     @torch.no_grad()
-    def analyze(self, x: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def analyze(self, x: Tensor, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x [1, 3, H, W] in [0, 1] (H, W multiples of 64) -> z symbols, y symbols, y indexes."""
-        return self.encode_latent(self.analyze_latent(x), quality)
+        return self.encode_latent(self.analyze_latent(x), level)
 
     @torch.no_grad()
-    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scaled latent y_q and its z symbols -> z symbols, y symbols, y indexes (the passes of decode_y)."""
         y64 = y_q[0].double().numpy()
 
@@ -301,16 +301,16 @@ class ContextHyperprior(GainedHyperprior):
             s, e = group_bounds(self.groups)[group]
             return np.round(y64[s:e][:, sel] - means).astype(np.int32)
 
-        y_symbols, y_indexes, _, _ = self.decode_y(z_symbols, quality, read)
+        y_symbols, y_indexes, _, _ = self.decode_y(z_symbols, level, read)
         return z_symbols, y_symbols, y_indexes
 
     @torch.no_grad()
-    def decode_y(self, z_symbols: np.ndarray, quality: float, read) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
+    def decode_y(self, z_symbols: np.ndarray, level: float, read) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
         """The coding loop both sides run. ``read(group, sel, means, indexes)`` returns the
         int32 symbols [c, n] of one pass (the encoder rounds its latent; the decoder decodes
         them from the stream with ``indexes``). Returns y symbols [M, h, w], y indexes
         [M, h, w], the normalised latent ŷ_n and the hyper means μh (both [1, M, h, w] float64)."""
-        gain, inv_gain = (t.double() for t in self.gains(torch.tensor([float(quality)])))
+        gain, inv_gain = (t.double() for t in self.gains(torch.tensor([float(level)])))
         z_hat = torch.from_numpy(z_symbols).double()[None] + self._medians(torch.float64)
         mu_h, sigma_h = self._h_s_float64()(z_hat).chunk(2, 1)
         m, h, w = self.M, mu_h.shape[2], mu_h.shape[3]
@@ -335,11 +335,11 @@ class ContextHyperprior(GainedHyperprior):
                 spatial_in = y_n[:, s:e] * mask
         return y_symbols, y_indexes, y_n, mu_h
 
-    def refinement(self, z_symbols: np.ndarray, quality: float):
+    def refinement(self, z_symbols: np.ndarray, level: float):
         """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
         refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, h, w], x_hat)``,
         the passes of decode_y in float32 with ``round_fn`` rounding (or relaxing) each residual."""
-        gain, inv_gain = self.gains(torch.tensor([float(quality)]))
+        gain, inv_gain = self.gains(torch.tensor([float(level)]))
         with torch.no_grad():
             z_hat = torch.from_numpy(z_symbols).float()[None] + self._medians()
             mu_h, sigma_h = self.h_s(z_hat).chunk(2, 1)
@@ -365,24 +365,24 @@ class ContextHyperprior(GainedHyperprior):
         return terms
 
     @torch.no_grad()
-    def synthesis_input(self, y_symbols: np.ndarray, state: tuple[Tensor, Tensor], quality: float) -> Tensor:
+    def synthesis_input(self, y_symbols: np.ndarray, state: tuple[Tensor, Tensor], level: float) -> Tensor:
         """decode_y's (ŷ_n, μh) -> what the synthesis reads, [1, 2M, h, w] float32: ŷ_n and μh·inv_gain
         (windows of it can be synthesised separately, see ``synthesis_margin``)."""
         y_n, mu_h = state
-        _, inv_gain = self.gains(torch.tensor([float(quality)]))
+        _, inv_gain = self.gains(torch.tensor([float(level)]))
         return torch.cat([y_n.float(), mu_h.float() * inv_gain], 1)
 
     @torch.no_grad()
-    def synthesize_input(self, latent: Tensor, quality: float) -> Tensor:
+    def synthesize_input(self, latent: Tensor, level: float) -> Tensor:
         """synthesis_input (or a window of it) -> LRP -> g_s -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
         y_n, mu_h_n = latent.split(self.M, 1)
         y = self._refine(y_n, mu_h_n)
         return self.g_s(y.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
 
     @torch.no_grad()
-    def synthesize(self, y_n: Tensor, mu_h: Tensor, quality: float) -> Tensor:
+    def synthesize(self, y_n: Tensor, mu_h: Tensor, level: float) -> Tensor:
         """ŷ_n and μh [1, M, h, w] (float64, from decode_y) -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
-        return self.synthesize_input(self.synthesis_input(None, (y_n, mu_h), quality), quality)
+        return self.synthesize_input(self.synthesis_input(None, (y_n, mu_h), level), level)
 
 
 class _RoundSTE(torch.autograd.Function):

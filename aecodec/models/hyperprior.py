@@ -96,9 +96,9 @@ class GainedHyperprior(nn.Module):
         return v.reshape(*v.shape, *([1] * self.spatial_dims))
 
     # ---- gains -----------------------------------------------------------------------------
-    def gains(self, quality: Tensor) -> tuple[Tensor, Tensor]:
-        """Gain and inverse gain, shape [B, M, 1(, 1)], for 0-based fractional levels ``quality`` [B]."""
-        q = quality.to(self.gain.dtype).clamp(0, self.levels - 1)
+    def gains(self, level: Tensor) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain, shape [B, M, 1(, 1)], for 0-based fractional levels ``level`` [B]."""
+        q = level.to(self.gain.dtype).clamp(0, self.levels - 1)
         lo = q.floor().long().clamp(max=self.levels - 2) if self.levels > 1 else q.floor().long()
         t = (q - lo.to(q.dtype))[:, None]
         hi = (lo + 1).clamp(max=self.levels - 1)
@@ -110,15 +110,15 @@ class GainedHyperprior(nn.Module):
         return interp(self.gain), interp(self.inv_gain)
 
     # ---- training ---------------------------------------------------------------------------
-    def forward(self, x: Tensor, quality: Tensor, straight_through: bool = False) -> dict:
-        """x -> x_hat and likelihoods; quality [B] (0-based levels).
+    def forward(self, x: Tensor, level: Tensor, straight_through: bool = False) -> dict:
+        """x -> x_hat and likelihoods; level [B] (0-based levels).
 
         The rate always uses additive uniform noise. The synthesis sees the noisy
         latent too, unless ``straight_through``: then it sees the rounded latent
         (as at test time) with identity gradients. Rounding from the start stalls
         training (latents near zero all round to zero), so runs switch late.
         """
-        gain, inv_gain = self.gains(quality)
+        gain, inv_gain = self.gains(level)
         y = self._transform(self.g_a, x) * gain
         z = self._transform(self.h_a, y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
@@ -188,20 +188,20 @@ class GainedHyperprior(nn.Module):
         return self._per_channel(q[None])
 
     @torch.no_grad()
-    def encode_latent(self, y: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def encode_latent(self, y: Tensor, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unscaled latent y [1, M, ...] -> z symbols [N, ...], y symbols [M, ...], y indexes [M, ...]."""
-        return self.quantize(*self.scaled_latent(y, quality), quality)
+        return self.quantize(*self.scaled_latent(y, level), level)
 
     @torch.no_grad()
-    def scaled_latent(self, y: Tensor, quality: float) -> tuple[Tensor, np.ndarray]:
-        """Unscaled latent y -> (y_q = y·gain[quality], the z symbols of h_a(y_q))."""
-        gain, _ = self.gains(torch.tensor([float(quality)]))
+    def scaled_latent(self, y: Tensor, level: float) -> tuple[Tensor, np.ndarray]:
+        """Unscaled latent y -> (y_q = y·gain[level], the z symbols of h_a(y_q))."""
+        gain, _ = self.gains(torch.tensor([float(level)]))
         y = y * gain
         z_symbols = torch.round(self.h_a(y) - self._medians()).to(torch.int32)[0].numpy()
         return y, z_symbols
 
     @torch.no_grad()
-    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scaled latent y_q (from scaled_latent, or refined at encode time) and the z symbols it is
         coded with -> z symbols, y symbols round(y_q − μ), y indexes."""
         indexes, means = self.hyper_decode(z_symbols)
@@ -217,7 +217,7 @@ class GainedHyperprior(nn.Module):
         return slice(None)
 
     @torch.no_grad()
-    def decode_y_symbols(self, z_symbols: np.ndarray, quality: float | None, read) -> tuple[np.ndarray, Tensor]:
+    def decode_y_symbols(self, z_symbols: np.ndarray, level: float | None, read) -> tuple[np.ndarray, Tensor]:
         """z symbols -> (y symbols [M, ...], the means the synthesis adds to them), the y symbols
         read from the stream by ``read(indexes) -> int32 symbols shaped like indexes``."""
         indexes, means = self.hyper_decode(z_symbols)
@@ -252,9 +252,9 @@ class GainedHyperprior(nn.Module):
         return cached
 
     @torch.no_grad()
-    def decode_latent(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
+    def decode_latent(self, y_symbols: np.ndarray, means: Tensor, level: float) -> Tensor:
         """y symbols [M, ...] + means -> the unscaled latent ŷ [1, M, ...] (float32) for g_s."""
-        _, inv_gain = self.gains(torch.tensor([float(quality)]))
+        _, inv_gain = self.gains(torch.tensor([float(level)]))
         return (torch.from_numpy(y_symbols).double()[None] + means).float() * inv_gain
 
 

@@ -99,7 +99,7 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
     # Receptive fields in latent cells (16 px): an output pixel of g_s depends on the latent
     # cells within 30 px of it, a latent cell of g_a on the pixels within 30 px of it. A
     # window that extends a region by this many cells computes the region as the whole
-    # image would (see codec.py, overlapped tiles).
+    # image would (see aecodec/image.py, overlapped tiles).
     analysis_margin = 2
     synthesis_margin = 2
 
@@ -140,27 +140,27 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
         return self.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
     @torch.no_grad()
-    def analyze(self, x: Tensor, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def analyze(self, x: Tensor, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x [1, 3, H, W] in [0, 1] (H, W multiples of IMAGE_ALIGN) -> z, y symbols and y indexes."""
-        return self.encode_latent(self.analyze_latent(x), quality)
+        return self.encode_latent(self.analyze_latent(x), level)
 
     @torch.no_grad()
-    def synthesis_input(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
+    def synthesis_input(self, y_symbols: np.ndarray, means: Tensor, level: float) -> Tensor:
         """Decoded y symbols [M, h, w] + means -> what g_s reads, [1, M, h, w] float32 (windows of it
         can be synthesised separately, see ``synthesis_margin``)."""
-        return self.decode_latent(y_symbols, means, quality)
+        return self.decode_latent(y_symbols, means, level)
 
     @torch.no_grad()
-    def synthesize_input(self, latent: Tensor, quality: float) -> Tensor:
+    def synthesize_input(self, latent: Tensor, level: float) -> Tensor:
         """synthesis_input (or a window of it) [1, M, h, w] -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
         return self.g_s(latent.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
 
     @torch.no_grad()
-    def synthesize(self, y_symbols: np.ndarray, means: Tensor, quality: float) -> Tensor:
+    def synthesize(self, y_symbols: np.ndarray, means: Tensor, level: float) -> Tensor:
         """y symbols [M, H, W] + means -> x_hat [1, 3, 16H, 16W] clamped to [0, 1]."""
-        return self.synthesize_input(self.synthesis_input(y_symbols, means, quality), quality)
+        return self.synthesize_input(self.synthesis_input(y_symbols, means, level), level)
 
-    def refinement(self, z_symbols: np.ndarray, quality: float):
+    def refinement(self, z_symbols: np.ndarray, level: float):
         """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
         refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, h, w], x_hat)``.
         ẑ fixes μ and σ (σ as the coder's scale table gives it); ``round_fn`` rounds or relaxes
@@ -168,7 +168,7 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
         indexes, means = self.hyper_decode(z_symbols)
         mu = means.float()
         sigma = self.gaussian_conditional.scale_table.float()[torch.from_numpy(indexes).long()][None]
-        _, inv_gain = self.gains(torch.tensor([float(quality)]))
+        _, inv_gain = self.gains(torch.tensor([float(level)]))
 
         def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
             r = round_fn(y_q - mu)
