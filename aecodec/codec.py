@@ -22,6 +22,14 @@ from aecodec.coding import (  # noqa: F401 - re-exported
     single_threaded_torch,
     torch_threads,
 )
+from aecodec.errors import (  # noqa: F401 - re-exported
+    CorruptStreamError,
+    FormatError,
+    HeaderError,
+    InputError,
+    LimitError,
+    ModelError,
+)
 from aecodec.image import (  # noqa: F401 - re-exported
     DEFAULT_QUALITY,
     DEFAULT_TILE,
