@@ -1,19 +1,89 @@
-"""Tiny models and test signals for tests and fuzzing (random weights: they code, they don't compress).
+"""Tiny models and test signals for tests, fuzzing and benchmarks (random weights: they code, they
+don't compress). Each model is seeded and built in a fixed order, so its weights (and the files
+coded with it, the fuzz corpus included) are the same in every process.
 
-    tiny_context_model()  a ContextHyperprior small enough to code a picture in milliseconds,
-                          with random context networks so every pass's parameters depend on
-                          what was decoded before it (the zero init would hide the context)
-    smooth_image(w, h)    a smooth uint8 picture with a little noise
-    with_threads(t, c, f) f() with t torch threads and c coding threads (determinism tests)
-    speech_like(s, rate)  syllables (~4 per second) of gliding voiced sound, fricatives and pauses
-    music_like(s, rate)   a melody of held notes over sustained chords (steady pitches, no pauses)
+    tiny_model()             the image codec tests' GainedMeanScaleHyperprior (N=16, M=24, 8 levels,
+                             seed 1234; the fuzz corpus tests/fuzz_corpus was recorded with it)
+    tiny_audio_model(rate)   the audio codec tests' AudioHyperprior (M=16, N=8, 3 levels, seed 0,
+                             gains ×40 so symbols vary; registry id 65534)
+    tiny_score_image_model() / tiny_score_audio_model()   the scoring tests' models (gains ×30 / ×300)
+    tiny_context_model()     a ContextHyperprior small enough to code a picture in milliseconds,
+                             with random context networks so every pass's parameters depend on
+                             what was decoded before it (the zero init would hide the context)
+    smooth_image(w, h)       a smooth uint8 picture with a little noise
+    soft_image(w, h, seed)   a smoother one whose frequencies depend on the seed (scoring tests)
+    write_png(path, w, h)    a small noisy gradient picture written as PNG
+    with_threads(t, c, f)    f() with t torch threads and c coding threads (determinism tests)
+    gliding_tone(s, rate)    a harmonic tone with a gliding pitch and a little noise (mono/stereo)
+    speech_like(s, rate)     syllables (~4 per second) of gliding voiced sound, fricatives and pauses
+    music_like(s, rate)      a melody of held notes over sustained chords (steady pitches, no pauses)
+    train_log_steps(run)     the steps a training run logged a loss for
 
-The last two are what the speech/music decision (aecodec/content.py) must tell apart.
+The last two signals are what the speech/music decision (aecodec/content.py) must tell apart.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def tiny_model():
+    """registry.LoadedModel of GainedMeanScaleHyperprior(N=16, M=24, levels=8), seed 1234, tables updated.
+    Fixed: the fuzz corpus was recorded with it (its weights hash is in tests/fuzz_corpus/manifest.json)."""
+    import torch
+
+    from aecodec import registry
+    from aecodec.models.image import GainedMeanScaleHyperprior
+
+    torch.manual_seed(1234)
+    net = GainedMeanScaleHyperprior(N=16, M=24, levels=8)
+    net.update_tables()
+    return registry.from_network(net)
+
+
+def tiny_audio_model(sample_rate: int = 16000, seed: int = 0):
+    """registry.LoadedModel (id 65534) of a tiny AudioHyperprior at ``sample_rate``; fixed like tiny_model."""
+    import torch
+
+    from aecodec import registry
+    from aecodec.models.audio import AudioHyperprior
+
+    torch.manual_seed(seed)
+    net = AudioHyperprior(sample_rate=sample_rate, strides=(2, 4, 5, 8), channels=(8, 8, 16, 16), M=16, N=8, levels=3)
+    with torch.no_grad():  # an untrained analysis gives tiny latents: spread them so symbols vary
+        net.gain.mul_(40.0)
+    net.update_tables()
+    return registry.from_network(net, "test-audio", 65534)
+
+
+def tiny_score_image_model():
+    """The scoring tests' image model: tiny_model's architecture with gains ×30 ("tiny-scaled")."""
+    import torch
+
+    from aecodec import registry
+    from aecodec.models.image import GainedMeanScaleHyperprior
+
+    torch.manual_seed(1234)
+    net = GainedMeanScaleHyperprior(N=16, M=24, levels=8)
+    with torch.no_grad():
+        net.gain.mul_(30.0)
+    net.update_tables()
+    return registry.from_network(net, name="tiny-scaled")
+
+
+def tiny_score_audio_model():
+    """The scoring tests' audio model (16 kHz, M=8, N=8, gains ×300, "tiny-audio")."""
+    import torch
+
+    from aecodec import registry
+    from aecodec.models.audio import AudioHyperprior
+
+    torch.manual_seed(99)
+    net = AudioHyperprior(sample_rate=16000, strides=(2, 4, 5, 8), channels=(4, 4, 8, 8), M=8, N=8, levels=3)
+    with torch.no_grad():
+        net.gain.mul_(300.0)
+    net.update_tables()
+    return registry.from_network(net, name="tiny-audio")
 
 
 def tiny_context_model(seed: int = 1234, levels: int = 4):
@@ -40,6 +110,25 @@ def smooth_image(w: int, h: int, seed: int = 0, channels: int = 3) -> np.ndarray
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
+def soft_image(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """A smoother uint8 RGB picture than smooth_image, its frequencies set by ``seed``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = [(np.sin(xx / (15 + seed) + c) * np.cos(yy / 13 - c) + 1) * 110 for c in range(3)]
+    return np.clip(np.stack(base, -1) + rng.normal(0, 2, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def write_png(path, w: int = 64, h: int = 48, seed: int = 0):
+    """A noisy RGB gradient of w × h written to ``path`` as PNG; returns ``path``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.stack([(np.sin(xx / 6 + c) + 1) * 100 + yy for c in range(3)], -1) + rng.normal(0, 3, (h, w, 3))
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
 def with_threads(torch_threads: int, coding_threads: int, fn):
     """fn() with ``torch_threads`` torch threads and ``coding_threads`` tile/segment threads, restored after."""
     import torch
@@ -53,6 +142,20 @@ def with_threads(torch_threads: int, coding_threads: int, fn):
             return fn()
     finally:
         torch.set_num_threads(before)
+
+
+def gliding_tone(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """float32 (frames,) or (frames, 2): a harmonic tone with a gliding pitch, amplitude envelope and
+    a little noise (the audio codec tests' signal; stereo: a quieter, noisier copy on the right)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2.1 * t)) ** 2
+    x = 0.2 * x + 0.01 * rng.standard_normal(len(t))
+    if channels == 2:
+        x = np.stack([x, 0.7 * x + 0.01 * rng.standard_normal(len(t))], axis=1)
+    return x.astype(np.float32)
 
 
 def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
@@ -116,3 +219,12 @@ def music_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
         t += dur
     x += 1e-4 * rng.standard_normal(n)
     return (0.3 * x / max(1e-9, np.abs(x).max())).astype(np.float32)
+
+
+def train_log_steps(run_dir) -> list:
+    """The steps of a training run's train.log (``run_dir``) that logged a loss, in order."""
+    import json
+    from pathlib import Path
+
+    return [json.loads(line).get("step") for line in (Path(run_dir) / "train.log").read_text().splitlines()
+            if "loss" in json.loads(line)]

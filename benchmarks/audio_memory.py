@@ -41,9 +41,9 @@ def source_material(clips: Path, rate: int, seconds: float = 120.0) -> np.ndarra
             break
     if parts:
         return np.concatenate(parts)
-    from tests.test_codec_audio import speechlike  # noqa: PLC0415 - synthetic fallback
+    from aecodec.testing import gliding_tone  # noqa: PLC0415 - synthetic fallback
 
-    return speechlike(seconds, rate)
+    return gliding_tone(seconds, rate)
 
 
 def write_long_file(path: Path, material: np.ndarray, rate: int, channels: int, seconds: float) -> int:

@@ -33,8 +33,8 @@ Targets: "container", "image", "audio". How to add one::
 
     TARGETS["audio"] = Target(run_audio, audio_seeds)   # audio_seeds() -> [(name, bytes), ...]
 
-The tiny seeded random models are ``tests.test_codec_image.tiny_model`` and
-``tests.test_codec_audio.tiny_audio_model`` (the ones the unit tests use); the corpus replay test
+The tiny seeded random models are ``aecodec.testing.tiny_model`` and
+``aecodec.testing.tiny_audio_model`` (the ones the unit tests use); the corpus replay test
 (tests/test_fuzz_corpus.py) uses the same, through :func:`image_model` and :func:`audio_model`.
 The corpus manifest keeps the files of each target set (``container,image``; ``audio``) apart: a
 run with ``--corpus`` replaces only the files its own target set recorded.
@@ -83,7 +83,7 @@ VECTORS = ROOT / "bitstream" / "vectors"
 @functools.lru_cache(maxsize=None)
 def image_model():
     """The seeded tiny random image model of the unit tests (N=16, M=24), built once."""
-    from tests.test_codec_image import tiny_model
+    from aecodec.testing import tiny_model
 
     return tiny_model()
 
@@ -128,7 +128,7 @@ def _sequential_tiles(codec):
 
 
 def _smooth(w: int, h: int, seed: int = 0, channels: int = 3):
-    from tests.test_codec_image import smooth_image
+    from aecodec.testing import smooth_image
 
     return smooth_image(w, h, seed=seed, channels=channels)
 
@@ -171,13 +171,13 @@ def vector_seeds() -> list[tuple[str, bytes]]:
     return [(f"vector-{p.stem}", p.read_bytes()) for p in sorted(VECTORS.glob("*.aec"))]
 
 
-AUDIO_MODEL_ID = 65534  # the registry id tests.test_codec_audio.tiny_audio_model gives its network
+AUDIO_MODEL_ID = 65534  # the registry id aecodec.testing.tiny_audio_model gives its network
 
 
 @functools.lru_cache(maxsize=None)
 def audio_model():
     """The seeded tiny random audio model of the unit tests (16 kHz, hop 320, align 1280), built once."""
-    from tests.test_codec_audio import tiny_audio_model
+    from aecodec.testing import tiny_audio_model
 
     model = tiny_audio_model()
     assert model.variant.id == AUDIO_MODEL_ID, model.variant.id
@@ -220,7 +220,7 @@ def audio_seeds() -> list[tuple[str, bytes]]:
 
     from aecodec import audio
     from aecodec.io import audio as audio_io
-    from tests.test_codec_audio import speechlike
+    from aecodec.testing import gliding_tone
 
     model = audio_model()
 
@@ -237,12 +237,12 @@ def audio_seeds() -> list[tuple[str, bytes]]:
         return buf.getvalue()
 
     spec = [
-        ("audio-mono-16k-0.3s-q2", speechlike(0.3, 16000), 16000, 2, None, None),
-        ("audio-stereo-44k-0.2s-q2", speechlike(0.2, 44100, channels=2), 44100, 2, None, None),
+        ("audio-mono-16k-0.3s-q2", gliding_tone(0.3, 16000), 16000, 2, None, None),
+        ("audio-stereo-44k-0.2s-q2", gliding_tone(0.2, 44100, channels=2), 44100, 2, None, None),
         # three segments of 2,560 model-rate samples (0.16 s; the encoder's default is 10 s: such a
         # file is 20+ s long and every case made from it would cost ~0.3 s): cross-fades, order
-        ("audio-mono-8k-3seg-q1", speechlike(0.4, 8000, seed=2), 8000, 1, None, 0.16),
-        ("audio-tags-22k-0.25s-q3", speechlike(0.25, 22050, seed=1), 22050, 3, AUDIO_TAGS, None),
+        ("audio-mono-8k-3seg-q1", gliding_tone(0.4, 8000, seed=2), 8000, 1, None, 0.16),
+        ("audio-tags-22k-0.25s-q3", gliding_tone(0.25, 22050, seed=1), 22050, 3, AUDIO_TAGS, None),
         ("audio-empty-16k", np.zeros((0, 1), np.float32), 16000, 2, None, None),
     ]
     seeds = [(name, encode(x, rate, q, tags, seg)) for name, x, rate, q, tags, seg in spec]
@@ -265,8 +265,8 @@ TARGETS: dict[str, Target] = {
 }
 MODEL_OF_TARGET = {"image": image_model, "audio": audio_model}  # the tiny model an outcome depends on
 TINY_MODEL_NAMES = {
-    "image": "tests.test_codec_image.tiny_model (N=16, M=24, torch.manual_seed(1234))",
-    "audio": "tests.test_codec_audio.tiny_audio_model (16 kHz, strides 2·4·5·8, M=16, N=8, 3 levels, "
+    "image": "aecodec.testing.tiny_model (N=16, M=24, torch.manual_seed(1234))",
+    "audio": "aecodec.testing.tiny_audio_model (16 kHz, strides 2·4·5·8, M=16, N=8, 3 levels, "
              "torch.manual_seed(0))",
 }
 TARGET_DESCRIPTIONS = {

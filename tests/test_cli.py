@@ -11,16 +11,9 @@ import pytest
 from PIL import Image
 
 from aecodec import cli, codec
+from aecodec.testing import write_png
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-def write_png(path, w=64, h=48, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    arr = np.stack([(np.sin(xx / 6 + c) + 1) * 100 + yy for c in range(3)], -1) + rng.normal(0, 3, (h, w, 3))
-    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
-    return path
 
 
 def run(argv, capsys):

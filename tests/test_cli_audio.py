@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from aecodec import audio, cli
-from tests.test_codec_audio import speechlike
+from aecodec.testing import gliding_tone
 
 
 def run(argv, capsys):
@@ -19,7 +19,7 @@ def run(argv, capsys):
 
 
 def wav(path, seconds=1.0, rate=16000, channels=1, subtype="PCM_16", fmt=None, data=None):
-    x = speechlike(seconds, rate, channels) if data is None else data
+    x = gliding_tone(seconds, rate, channels) if data is None else data
     sf.write(str(path), x, rate, subtype=subtype, format=fmt)
     return path
 
@@ -102,7 +102,7 @@ def test_tags_survive_the_cli(tmp_path, capsys):
     src = tmp_path / "in.flac"
     with sf.SoundFile(str(src), "w", 16000, 1, format="FLAC") as f:
         f.title, f.artist = "Tagged", "Someone"
-        f.write(speechlike(0.5, 16000))
+        f.write(gliding_tone(0.5, 16000))
     run(["encode", src, "-o", tmp_path / "a.aec"], capsys)
     run(["decode", tmp_path / "a.aec", "-o", tmp_path / "out.flac"], capsys)
     with sf.SoundFile(str(tmp_path / "out.flac")) as f:
@@ -137,7 +137,7 @@ def test_stdin_to_stdout(tmp_path):
 def test_bad_audio_inputs_fail_cleanly(tmp_path, capsys, case):
     src = tmp_path / "bad.wav"
     if case in ("nan", "inf"):
-        x = speechlike(0.3, 16000)
+        x = gliding_tone(0.3, 16000)
         x[100] = np.nan if case == "nan" else np.inf
         sf.write(str(src), x, 16000, subtype="FLOAT")
     elif case == "six_channels":

@@ -10,41 +10,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from aecodec import audio, container, registry
+from aecodec import audio, container
 from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputError, ModelError
-from aecodec.models.audio import AudioHyperprior
-
-
-def tiny_audio_model(sample_rate: int = 16000, seed: int = 0) -> registry.LoadedModel:
-    torch.manual_seed(seed)
-    net = AudioHyperprior(sample_rate=sample_rate, strides=(2, 4, 5, 8), channels=(8, 8, 16, 16), M=16, N=8, levels=3)
-    with torch.no_grad():  # an untrained analysis gives tiny latents: spread them so symbols vary
-        net.gain.mul_(40.0)
-    net.update_tables()
-    return registry.from_network(net, "test-audio", 65534)
+from aecodec.testing import gliding_tone, tiny_audio_model
 
 
 MODEL = tiny_audio_model()
-
-
-def speechlike(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """Harmonic tone with a gliding pitch, amplitude envelope and a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    x = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2.1 * t)) ** 2
-    x = 0.2 * x + 0.01 * rng.standard_normal(len(t))
-    if channels == 2:
-        x = np.stack([x, 0.7 * x + 0.01 * rng.standard_normal(len(t))], axis=1)
-    return x.astype(np.float32)
 
 
 @pytest.mark.parametrize("seconds,rate,channels", [
     (3.0, 16000, 1), (1.3, 44100, 2), (0.5, 8000, 1), (0.3, 96000, 1), (0.0, 16000, 1), (0.0001, 16000, 2),
 ])
 def test_round_trip_shapes_and_rates(seconds, rate, channels):
-    x = speechlike(seconds, rate, channels)
+    x = gliding_tone(seconds, rate, channels)
     blob = audio.compress(x, rate, quality=2, model=MODEL)
     y, r = audio.decompress(blob, model=MODEL)
     assert r == rate
@@ -55,7 +33,7 @@ def test_round_trip_shapes_and_rates(seconds, rate, channels):
 
 
 def test_int16_input_and_model_rate_output():
-    x = (speechlike(1.0, 22050) * 32767).astype(np.int16)
+    x = (gliding_tone(1.0, 22050) * 32767).astype(np.int16)
     blob = audio.compress(x, 22050, quality=1, model=MODEL)
     assert audio.read_info(blob).subtype == "PCM_16"
     y, r = audio.decompress(blob, model=MODEL, sample_rate=16000)
@@ -63,7 +41,7 @@ def test_int16_input_and_model_rate_output():
 
 
 def test_long_input_is_cut_into_overlapping_segments_and_decodes_from_any_segment():
-    x = speechlike(23.0, 16000)
+    x = gliding_tone(23.0, 16000)
     blob = audio.compress(x, 16000, quality=2, model=MODEL)
     chunks = [tag for tag, _ in container.unpack(blob)[1]]
     assert chunks.count("SEGM") == 3
@@ -78,7 +56,7 @@ def test_long_input_is_cut_into_overlapping_segments_and_decodes_from_any_segmen
 
 def test_segment_boundaries_are_smooth():
     """The cross-fade hides segment edges: the error near a boundary is not much worse than elsewhere."""
-    x = speechlike(20.5, 16000)
+    x = gliding_tone(20.5, 16000)
     y, _ = audio.decompress(audio.compress(x, 16000, quality=3, model=MODEL), model=MODEL)
     err = np.abs(y[:, 0] - x)
     boundary = err[160000 - 640 : 160000 + 640].mean()
@@ -86,7 +64,7 @@ def test_segment_boundaries_are_smooth():
 
 
 def test_encoding_is_deterministic_and_decoding_is_thread_independent():
-    x = speechlike(2.0, 16000, 2)
+    x = gliding_tone(2.0, 16000, 2)
     a = audio.compress(x, 16000, quality=2.5, model=MODEL)
     assert a == audio.compress(x, 16000, quality=2.5, model=MODEL)
     threads = torch.get_num_threads()
@@ -101,13 +79,13 @@ def test_encoding_is_deterministic_and_decoding_is_thread_independent():
 
 
 def test_decoding_in_another_process_gives_the_same_samples(tmp_path):
-    x = speechlike(1.5, 16000)
+    x = gliding_tone(1.5, 16000)
     blob = audio.compress(x, 16000, quality=2, model=MODEL)
     (tmp_path / "a.aec").write_bytes(blob)
     y, _ = audio.decompress(blob, model=MODEL)
     code = (
         "import sys, numpy as np\n"
-        "from tests.test_codec_audio import MODEL\n"
+        "from aecodec.testing import tiny_audio_model\nMODEL = tiny_audio_model()\n"
         "from aecodec import audio\n"
         f"y, _ = audio.decompress(open({str(tmp_path / 'a.aec')!r}, 'rb').read(), model=MODEL)\n"
         f"np.save({str(tmp_path / 'y.npy')!r}, y)\n"
@@ -117,7 +95,7 @@ def test_decoding_in_another_process_gives_the_same_samples(tmp_path):
 
 
 def test_higher_quality_costs_more_and_is_closer():
-    x = speechlike(3.0, 16000)
+    x = gliding_tone(3.0, 16000)
     sizes, errors = [], []
     for q in (1, 2, 3):
         blob = audio.compress(x, 16000, quality=q, model=MODEL)
@@ -134,7 +112,7 @@ def _mutate_segment(blob: bytes, mutate) -> bytes:
 
 
 def test_tampered_symbols_with_valid_chunk_crc_are_detected():
-    blob = audio.compress(speechlike(1.0, 16000), 16000, quality=2, model=MODEL)
+    blob = audio.compress(gliding_tone(1.0, 16000), 16000, quality=2, model=MODEL)
 
     def flip(payload):
         p = bytearray(payload)
@@ -146,7 +124,7 @@ def test_tampered_symbols_with_valid_chunk_crc_are_detected():
 
 
 def test_moved_segment_is_detected():
-    blob = audio.compress(speechlike(21.0, 16000), 16000, quality=1, model=MODEL)
+    blob = audio.compress(gliding_tone(21.0, 16000), 16000, quality=1, model=MODEL)
     header, chunks = container.unpack(blob)
     first, second = [i for i, (tag, _) in enumerate(chunks) if tag == "SEGM"][:2]
     chunks[first], chunks[second] = chunks[second], chunks[first]
@@ -155,7 +133,7 @@ def test_moved_segment_is_detected():
 
 
 def test_another_models_file_is_refused():
-    blob = audio.compress(speechlike(0.5, 16000), 16000, quality=1, model=MODEL)
+    blob = audio.compress(gliding_tone(0.5, 16000), 16000, quality=1, model=MODEL)
     with pytest.raises(ModelError):
         audio.decompress(blob, model=tiny_audio_model(seed=1))
 
@@ -165,7 +143,7 @@ def test_another_models_file_is_refused():
     ("segment", 0), ("overlap", 10**8), ("coding", "mono-side"), ("model_rate", 8000), ("segment", 1280 * 7 + 1),
 ])
 def test_bad_header_fields_are_typed_errors(field, value):
-    blob = audio.compress(speechlike(0.5, 16000), 16000, quality=1, model=MODEL)
+    blob = audio.compress(gliding_tone(0.5, 16000), 16000, quality=1, model=MODEL)
     header, chunks = container.unpack(blob)
     header["audio"][field] = value
     with pytest.raises((HeaderError, FormatError, InputError)):
@@ -183,7 +161,7 @@ def test_bad_arrays_are_input_errors(data, rate):
 
 
 def test_soundfile_shaped_read_write(tmp_path):
-    x = speechlike(1.0, 16000, 2)
+    x = gliding_tone(1.0, 16000, 2)
     audio.write(tmp_path / "a.aec", x, 16000, quality=2, model=MODEL)
     with pytest.raises(ModelError):  # the file names the test model, which the registry does not know
         audio.read(tmp_path / "a.aec")
@@ -197,7 +175,7 @@ def test_tags_are_carried(tmp_path):
     buf = io.BytesIO()
     with sf.SoundFile(buf, "w", 16000, 1, format="FLAC") as f:
         f.title, f.artist = "A title", "Somebody"
-        f.write(speechlike(0.5, 16000))
+        f.write(gliding_tone(0.5, 16000))
     source = open_audio(buf.getvalue())
     assert source.tags == {"title": "A title", "artist": "Somebody"}
     out = io.BytesIO()
@@ -206,7 +184,7 @@ def test_tags_are_carried(tmp_path):
 
 
 def test_segment_payload_layout():
-    blob = audio.compress(speechlike(0.5, 16000, 2), 16000, quality=1, model=MODEL)
+    blob = audio.compress(gliding_tone(0.5, 16000, 2), 16000, quality=1, model=MODEL)
     (_, payload), = [(t, p) for t, p in container.unpack(blob)[1] if t == "SEGM"]
     (index,) = struct.unpack_from("<I", payload)
     (n0,) = struct.unpack_from("<I", payload, 4)

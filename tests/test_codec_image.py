@@ -12,33 +12,11 @@ from PIL import Image
 
 from aecodec import codec, container, registry
 from aecodec.errors import CorruptStreamError, FormatError, HeaderError, InputError, ModelError
-
-TINY_MODEL_CODE = """
-import torch
-from aecodec.models.image import GainedMeanScaleHyperprior
-from aecodec import registry
-def tiny_model():
-    torch.manual_seed(1234)
-    net = GainedMeanScaleHyperprior(N=16, M=24, levels=8)  # fixed: the fuzz corpus was recorded with it
-    net.update_tables()
-    return registry.from_network(net)
-"""
-namespace: dict = {}
-exec(TINY_MODEL_CODE, namespace)
-tiny_model = namespace["tiny_model"]
-
+from aecodec.testing import smooth_image, tiny_model
 
 @pytest.fixture(scope="module")
 def model():
     return tiny_model()
-
-
-def smooth_image(w, h, seed=0, channels=3):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = [(np.sin(xx / 7 + c) * np.cos(yy / 5 - c) + 1) * 110 for c in range(channels)]
-    arr = np.stack(base, -1) + rng.normal(0, 4, (h, w, channels))
-    return np.clip(arr, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 64), (130, 70), (300, 5)])
@@ -120,9 +98,10 @@ def test_decode_is_deterministic_across_processes(model, tmp_path):
     data = codec.compress_image(smooth_image(70, 90), 2, model=model)
     src = tmp_path / "x.aec"
     src.write_bytes(data)
-    script = TINY_MODEL_CODE + textwrap.dedent(f"""
-        import sys, numpy as np
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, torch
         from aecodec import codec
+        from aecodec.testing import tiny_model
         torch.set_num_threads(1)
         out = codec.decompress_image(open({str(src)!r}, 'rb').read(), model=tiny_model())
         sys.stdout.buffer.write(np.asarray(out).tobytes())

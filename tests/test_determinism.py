@@ -8,14 +8,12 @@ from PIL import Image
 
 from aecodec import audio, cli, codec, container, entropy
 from aecodec.entropy import reference
-from aecodec.testing import with_threads
-from tests.test_codec_audio import MODEL as AUDIO_MODEL
-from tests.test_codec_audio import speechlike
-from tests.test_codec_image import smooth_image, tiny_model
+from aecodec.testing import gliding_tone, smooth_image, tiny_audio_model, tiny_model, with_threads
 
 IMAGE_MODEL = tiny_model()
+AUDIO_MODEL = tiny_audio_model()
 IMAGE = smooth_image(200, 140, seed=3)
-SPEECH = speechlike(21.0, 16000, channels=2)  # three segments
+SPEECH = gliding_tone(21.0, 16000, channels=2)  # three segments
 
 
 SETTINGS = [(1, 1), (2, 1), (1, 2), (2, 2), (2, 4)]

@@ -7,7 +7,9 @@ import pytest
 from aecodec import audio, container, entropy, envelope
 from aecodec.errors import FormatError
 
-from tests.test_codec_audio import MODEL, speechlike, tiny_audio_model
+from aecodec.testing import gliding_tone, tiny_audio_model
+
+MODEL = tiny_audio_model()
 
 
 RATES = sorted(envelope.LAYOUTS)
@@ -24,7 +26,7 @@ def signal(kind: str, length: int = 5120 * 3, seed: int = 0, rate: int = 16000) 
         return np.clip(rng.standard_normal(length) * 3, -1, 1).astype(np.float32)
     if kind == "bursts":  # noise switched on and off every 100 ms: an envelope that moves
         return (rng.standard_normal(length) * (np.floor(t * 10) % 2) * 0.2).astype(np.float32)
-    return speechlike(length / rate, rate)
+    return gliding_tone(length / rate, rate)
 
 
 def test_table_is_valid():
@@ -99,7 +101,7 @@ def test_out_of_range_levels_are_refused():
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_speech_files_carry_an_envelope_chunk_per_segment(channels):
-    x = speechlike(12.0, 16000, channels)
+    x = gliding_tone(12.0, 16000, channels)
     blob = audio.compress(x, 16000, quality=2, model=MODEL)
     reader = container.ContainerReader(blob)
     assert reader.minor == 2 and reader.header["audio"]["envelope"] == envelope.NAME
@@ -113,7 +115,7 @@ def test_speech_files_carry_an_envelope_chunk_per_segment(channels):
 
 def test_envelope_brings_the_decoded_band_energies_closer():
     """With the (untrained) tiny model the output level is far off; the envelope corrects it."""
-    x = speechlike(3.0, 16000)
+    x = gliding_tone(3.0, 16000)
     n = len(x) // 5120 * 5120
 
     def band_error(blob):
@@ -132,11 +134,11 @@ def test_envelope_is_refused_for_models_at_other_rates():
 
     other = tiny_audio_model(24000)
     with pytest.raises(InputError, match="model rates"):
-        audio.compress(speechlike(0.5, 24000), 24000, quality=1, model=other, envelope_on=True)
-    blob = audio.compress(speechlike(0.5, 24000), 24000, quality=1, model=other)
+        audio.compress(gliding_tone(0.5, 24000), 24000, quality=1, model=other, envelope_on=True)
+    blob = audio.compress(gliding_tone(0.5, 24000), 24000, quality=1, model=other)
     assert "envelope" not in container.ContainerReader(blob).header["audio"]
     music = tiny_audio_model(48000)  # the music rate has a layout: on by default
-    blob = audio.compress(speechlike(0.5, 48000, 2), 48000, quality=1, model=music)
+    blob = audio.compress(gliding_tone(0.5, 48000, 2), 48000, quality=1, model=music)
     assert container.ContainerReader(blob).header["audio"]["envelope"] == envelope.NAME
     assert audio.decompress(blob, model=music)[0].shape == (24000, 2)
 
@@ -155,13 +157,13 @@ def _edit_chunks(blob: bytes, edit) -> bytes:
     lambda ch: [(t, b"\1\0\0\0" + p[4:]) if t == "ENVL" else (t, p) for t, p in ch],  # wrong segment index
 ])
 def test_damaged_envelope_chunks_are_typed_errors(edit):
-    blob = audio.compress(speechlike(1.0, 16000), 16000, quality=1, model=MODEL)
+    blob = audio.compress(gliding_tone(1.0, 16000), 16000, quality=1, model=MODEL)
     with pytest.raises(FormatError):
         audio.decompress(_edit_chunks(blob, edit), model=MODEL)
 
 
 def test_unknown_envelope_name_is_refused():
-    blob = audio.compress(speechlike(0.5, 16000), 16000, quality=1, model=MODEL)
+    blob = audio.compress(gliding_tone(0.5, 16000), 16000, quality=1, model=MODEL)
     header, chunks = container.unpack(blob)
     header["audio"]["envelope"] = "aec-env-v9"
     with pytest.raises(FormatError, match="envelope"):
@@ -240,7 +242,7 @@ def test_rate_ladder_picks_the_finest_envelope_that_fits(kbps, expected):
 
 
 def test_files_with_a_finer_envelope_are_1_3_and_decode():
-    x = speechlike(1.5, 16000)
+    x = gliding_tone(1.5, 16000)
     blob = audio.compress(x, 16000, 12, model=MODEL)
     reader = container.ContainerReader(blob)
     assert reader.minor == 3 and reader.header["audio"]["envelope"] == "aec-env-v2-b64"

@@ -8,12 +8,12 @@ from PIL import Image
 
 import aecodec
 from aecodec import analysis
-from tests.test_score import smooth, tiny_audio_model, tiny_image_model
+from aecodec.testing import soft_image, tiny_score_audio_model, tiny_score_image_model
 
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_image_model()
+    return tiny_score_image_model()
 
 
 def jpeg(img, quality):
@@ -23,17 +23,17 @@ def jpeg(img, quality):
 
 
 def test_features_fixed_length_unit_norm_deterministic(model):
-    a = analysis.image_features(smooth(200, 120), model=model)
+    a = analysis.image_features(soft_image(200, 120), model=model)
     assert a.shape == (2 * 24,) and a.dtype == np.float32
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-6)
-    assert np.array_equal(a, analysis.image_features(smooth(200, 120), model=model))
-    assert analysis.image_features(smooth(70, 300), model=model).shape == a.shape  # any size, same length
+    assert np.array_equal(a, analysis.image_features(soft_image(200, 120), model=model))
+    assert analysis.image_features(soft_image(70, 300), model=model).shape == a.shape  # any size, same length
 
 
 def test_jpeg_copy_is_nearer_than_another_image(model):
     for seed in range(3):
-        img = smooth(192, 128, seed)
-        other = smooth(192, 128, seed + 5)
+        img = soft_image(192, 128, seed)
+        other = soft_image(192, 128, seed + 5)
         f = analysis.image_features(img, model=model)
         near = analysis.image_features(jpeg(img, 75), model=model)
         far = analysis.image_features(other, model=model)
@@ -41,7 +41,7 @@ def test_jpeg_copy_is_nearer_than_another_image(model):
 
 
 def test_latents_shape_and_tiles(model):
-    img = smooth(300, 140)
+    img = soft_image(300, 140)
     y = analysis.image_latents(img, model=model)
     assert y.shape == (24, 9, 19) and y.dtype == np.float32
     tiled = analysis.image_latents(img, model=model, tile=128)  # windows with 64 px of context
@@ -56,7 +56,7 @@ def test_top_level_names():
 
 
 def test_audio_features():
-    m = tiny_audio_model()
+    m = tiny_score_audio_model()
     rate = 16000
     t = np.arange(rate * 2) / rate
     tone = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)

@@ -4,8 +4,8 @@ harness (benchmarks/fuzz.py, whose long runs are in benchmarks/results/fuzz/).
 
 Each corpus file belongs to one run (target set: "container,image" or "audio") and records the
 outcome class of each of its targets: "ok" or the AecError subclass. Image and audio outcomes
-depend on the seeded tiny models (tests.test_codec_image.tiny_model,
-tests.test_codec_audio.tiny_audio_model); if one changes, regenerate that run's files with the
+depend on the seeded tiny models (aecodec.testing.tiny_model,
+aecodec.testing.tiny_audio_model); if one changes, regenerate that run's files with the
 command recorded under "runs" in tests/fuzz_corpus/manifest.json."""
 
 import json

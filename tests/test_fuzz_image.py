@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from aecodec import codec, container
 from aecodec.errors import AecError
-from tests.test_codec_image import smooth_image, tiny_model
+from aecodec.testing import smooth_image, tiny_model
 
 MODEL = tiny_model()
 SEED_FILE = codec.compress_image(smooth_image(100, 70), 6, model=MODEL, tile=64)

@@ -13,35 +13,7 @@ from PIL import Image
 
 from aecodec import analysis, cli, codec, entropy, registry
 from aecodec.errors import InputError, ModelError
-
-
-def tiny_image_model():
-    from aecodec.models.image import GainedMeanScaleHyperprior
-
-    torch.manual_seed(1234)
-    net = GainedMeanScaleHyperprior(N=16, M=24, levels=8)
-    with torch.no_grad():
-        net.gain.mul_(30.0)
-    net.update_tables()
-    return registry.from_network(net, name="tiny-scaled")
-
-
-def tiny_audio_model():
-    from aecodec.models.audio import AudioHyperprior
-
-    torch.manual_seed(99)
-    net = AudioHyperprior(sample_rate=16000, strides=(2, 4, 5, 8), channels=(4, 4, 8, 8), M=8, N=8, levels=3)
-    with torch.no_grad():
-        net.gain.mul_(300.0)
-    net.update_tables()
-    return registry.from_network(net, name="tiny-audio")
-
-
-def smooth(w, h, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = [(np.sin(xx / (15 + seed) + c) * np.cos(yy / 13 - c) + 1) * 110 for c in range(3)]
-    return np.clip(np.stack(base, -1) + rng.normal(0, 2, (h, w, 3)), 0, 255).astype(np.uint8)
+from aecodec.testing import soft_image, tiny_score_audio_model, tiny_score_image_model
 
 
 def with_noise_patch(img, seed, size=64):
@@ -55,12 +27,12 @@ def with_noise_patch(img, seed, size=64):
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_image_model()
+    return tiny_score_image_model()
 
 
 def test_symbol_bits_add_up_to_ideal_bits(model):
     net = model.net
-    img = smooth(128, 64)
+    img = soft_image(128, 64)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     z, y, idx = net.analyze(x, 3.0)
     y = y.copy()
@@ -75,7 +47,7 @@ def test_symbol_bits_add_up_to_ideal_bits(model):
 
 
 def test_score_is_the_bits_the_codec_spends(model):
-    img = smooth(200, 130)
+    img = soft_image(200, 130)
     s = analysis.score_image(img, 4, model=model)
     file_bits = 8 * len(codec.compress_image(img, 4, model=model))
     assert s.width == 200 and s.height == 130 and s.cell == 16 and s.bits_map.shape == (192 // 16, 256 // 16)
@@ -86,7 +58,7 @@ def test_score_is_the_bits_the_codec_spends(model):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_noise_patch_raises_score_and_heatmap_finds_it(model, seed):
-    clean = smooth(256, 192, seed)
+    clean = soft_image(256, 192, seed)
     bad, (x, y, w, h) = with_noise_patch(clean, seed)
     a = analysis.score_image(clean, 5, model=model)
     b = analysis.score_image(bad, 5, model=model)
@@ -99,7 +71,7 @@ def test_noise_patch_raises_score_and_heatmap_finds_it(model, seed):
 
 
 def test_tiles_leave_no_seams(model):
-    img, _ = with_noise_patch(smooth(320, 256, 3), 3)
+    img, _ = with_noise_patch(soft_image(320, 256, 3), 3)
     whole = analysis.score_image(img, 5, model=model)
     tiled = analysis.score_image(img, 5, model=model, tile=128)  # 3 × 2 windows with 128 px of context
     assert tiled.bits_per_pixel == pytest.approx(whole.bits_per_pixel, rel=0.01)
@@ -111,7 +83,7 @@ def test_tiles_leave_no_seams(model):
 
 
 def test_heatmap_and_overlay_images(model):
-    img = smooth(150, 90)
+    img = soft_image(150, 90)
     s = analysis.score_image(img, model=model)
     assert s.quality == 8.0  # the model's default (a network without one: its highest level)
     heat = analysis.heatmap_image(s)
@@ -124,7 +96,7 @@ def test_heatmap_and_overlay_images(model):
 
 
 def test_inputs_and_errors(model, tmp_path):
-    img = smooth(64, 64)
+    img = soft_image(64, 64)
     Image.fromarray(img).save(tmp_path / "a.png")
     assert analysis.score_image(tmp_path / "a.png", model=model).bits == analysis.score_image(img, model=model).bits
     with pytest.raises(InputError):
@@ -148,7 +120,7 @@ def test_suggest_threshold():
 
 
 def test_score_audio_over_time():
-    m = tiny_audio_model()
+    m = tiny_score_audio_model()
     rate = 16000
     t = np.arange(int(12.5 * rate)) / rate
     x = 0.05 * np.sin(2 * np.pi * 220 * t)
@@ -183,7 +155,7 @@ def run(argv, capsys):
 def images(tmp_path):
     d = tmp_path / "imgs"
     d.mkdir()
-    clean = smooth(128, 128, 1)
+    clean = soft_image(128, 128, 1)
     Image.fromarray(clean).save(d / "clean.png")
     Image.fromarray(with_noise_patch(clean, 1)[0]).save(d / "noisy.png")
     return d
@@ -259,7 +231,7 @@ def test_bench_anomaly_small(model, tmp_path, capsys):
         d = tmp_path / name
         d.mkdir()
         for s in seeds:
-            Image.fromarray(smooth(256, 192, s)).save(d / f"img{s}.png")
+            Image.fromarray(soft_image(256, 192, s)).save(d / f"img{s}.png")
         sets.append(d)
     out = tmp_path / "out"
     threads = torch.get_num_threads()
@@ -285,7 +257,7 @@ def test_context_model_scores_through_the_same_contract():
     if not hasattr(testing, "tiny_context_model"):
         pytest.skip("no context model in this tree")
     m = testing.tiny_context_model()
-    img = smooth(192, 128, 4)
+    img = soft_image(192, 128, 4)
     s = analysis.score_image(img, 2, model=m)
     file_bits = 8 * len(codec.compress_image(img, 2, model=m))
     assert 0 < file_bits - s.bits < 8 * 400

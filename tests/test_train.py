@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from aecodec import codec, registry
 from aecodec.models.image import GainedMeanScaleHyperprior
+from aecodec.testing import train_log_steps
 from aecodec.train.export import export_checkpoint, manifest
 from aecodec.train.image import ImageTrainConfig, train_image
 
@@ -27,20 +28,15 @@ def image_folder(tmp_path):
     return d
 
 
-def log_steps(run_dir):
-    return [json.loads(line).get("step") for line in (run_dir / "train.log").read_text().splitlines()
-            if "loss" in json.loads(line)]
-
-
 def test_train_resume_export(image_folder, tmp_path):
     run = tmp_path / "run"
     cfg = ImageTrainConfig(data=image_folder, out=run, steps=3, batch_size=2, crop=64, N=16, M=24, log_every=1,
                            checkpoint_every=1)
     ckpt = train_image(cfg)
-    assert ckpt.exists() and log_steps(run) == [1, 2, 3]
+    assert ckpt.exists() and train_log_steps(run) == [1, 2, 3]
     cfg.steps = 5
     train_image(cfg)  # resumes at step 3
-    assert log_steps(run) == [1, 2, 3, 4, 5]
+    assert train_log_steps(run) == [1, 2, 3, 4, 5]
     assert torch.load(ckpt, weights_only=True)["step"] == 5
 
     out = export_checkpoint(ckpt, tmp_path / "w.safetensors")

@@ -16,16 +16,15 @@ from aecodec import audio, registry
 from aecodec.models.audio import build_family
 from aecodec.train.audio import AudioTrainConfig, SpectralDistortion, train_audio
 from aecodec.train.export import export_checkpoint
-from tests.test_codec_audio import speechlike
-from tests.test_train import log_steps
+from aecodec.testing import gliding_tone, train_log_steps
 
 
 @pytest.fixture
 def audio_folder(tmp_path):
     d = tmp_path / "clips"
     (d / "sub").mkdir(parents=True)
-    sf.write(str(d / "a.wav"), speechlike(1.0, 16000, seed=1), 16000)
-    sf.write(str(d / "sub" / "b.flac"), speechlike(1.0, 22050, channels=2, seed=2), 22050)  # resampled, 2 signals
+    sf.write(str(d / "a.wav"), gliding_tone(1.0, 16000, seed=1), 16000)
+    sf.write(str(d / "sub" / "b.flac"), gliding_tone(1.0, 22050, channels=2, seed=2), 22050)  # resampled, 2 signals
     return d
 
 
@@ -34,10 +33,10 @@ def test_train_resume_export_and_code(audio_folder, tmp_path):
     cfg = AudioTrainConfig(data=[audio_folder], out=run, family="speech", steps=2, batch_size=2, seconds=0.2,
                            log_every=1, checkpoint_every=1, threads=1)
     ckpt = train_audio(cfg)
-    assert log_steps(run) == [1, 2]
+    assert train_log_steps(run) == [1, 2]
     cfg.steps = 3
     train_audio(cfg)
-    assert log_steps(run) == [1, 2, 3]
+    assert train_log_steps(run) == [1, 2, 3]
     state = torch.load(ckpt, weights_only=True)
     assert state["step"] == 3 and len(state["extra"]["log_beta"]) == 3 and state["extra"]["family"] == "speech"
     last = json.loads((run / "train.log").read_text().splitlines()[-1])
@@ -50,14 +49,14 @@ def test_train_resume_export_and_code(audio_folder, tmp_path):
     net = build_family("speech", inference=True)  # the compressai-free inference build loads the export
     net.load_state_dict(weights)
     model = registry.from_network(net, "test-speech", 65533)
-    x = speechlike(0.5, 16000)
+    x = gliding_tone(0.5, 16000)
     y, rate = audio.decompress(audio.compress(x, 16000, 6, model=model), model=model)
     assert rate == 16000 and y.shape == (len(x), 1)
 
 
 def test_spectral_distortion_is_zero_for_identical_and_grows_with_noise():
     loss = SpectralDistortion(16000, (256, 512, 1024), 64, 5.0)
-    x = torch.from_numpy(speechlike(0.5, 16000))[None, None]
+    x = torch.from_numpy(gliding_tone(0.5, 16000))[None, None]
     rng = torch.Generator().manual_seed(0)
     small = x + 0.001 * torch.randn(x.shape, generator=rng)
     big = x + 0.05 * torch.randn(x.shape, generator=rng)
@@ -87,7 +86,7 @@ def test_missing_audio_is_a_clear_error(tmp_path):
 def test_distortion_terms_sum_to_the_v1_loss():
     """terms() are the v1 loss' pieces: their v1-weighted sum is forward() (the v1 path is unchanged)."""
     loss = SpectralDistortion(16000, (256, 512, 1024), 64, 5.0, mel_windows=(128, 2048))
-    x = torch.from_numpy(speechlike(0.5, 16000))[None, None]
+    x = torch.from_numpy(gliding_tone(0.5, 16000))[None, None]
     x_hat = x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     t = loss.terms(x_hat, x)
     assert set(t) == {"sc", "logmag", "mel", "waveform", "multimel"}
@@ -120,11 +119,11 @@ def test_balanced_run_with_multiscale_mel_trains_and_resumes(audio_folder, tmp_p
                            balance={"sc": 1, "logmag": 1, "mel": 1, "waveform": 0.1, "multimel": 2},
                            mel_windows=(128, 512), init_log_beta=(-3.0, -7.0, -9.0), log_beta_min=-12.0, stop_at=2)
     train_audio(cfg)
-    assert log_steps(run) == [1, 2]  # stop_at pauses the run with a checkpoint
+    assert train_log_steps(run) == [1, 2]  # stop_at pauses the run with a checkpoint
     first = json.loads((run / "train.log").read_text().splitlines()[1])
     assert first["beta"][2] < math.exp(-8.0)  # init_log_beta used, below v1's clamp floor
     cfg.stop_at = None
     train_audio(cfg)
-    assert log_steps(run) == [1, 2, 3, 4]
+    assert train_log_steps(run) == [1, 2, 3, 4]
     start = json.loads((run / "train.log").read_text().splitlines()[0])
     assert start["balance"]["multimel"] == 2 and start["mel_windows"] == [128, 512]

@@ -19,8 +19,7 @@ import soundfile as sf
 from PIL import Image
 
 from aecodec import audio, cli, codec, registry
-from tests.test_cli import write_png
-from tests.test_codec_audio import speechlike
+from aecodec.testing import gliding_tone, write_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -32,7 +31,7 @@ def run(argv, capsys):
 
 
 def wav(path, seconds=0.5, rate=16000, channels=1, subtype="PCM_16", data=None, fmt=None):
-    x = speechlike(seconds, rate, channels) if data is None else data
+    x = gliding_tone(seconds, rate, channels) if data is None else data
     sf.write(str(path), x, rate, subtype=subtype, format=fmt)
     return path
 
@@ -89,7 +88,7 @@ def test_target_bpp_must_be_positive():
 
 
 def mp3(path, seconds=1.0, rate=44100, truncate=None):
-    x = speechlike(seconds, rate, 1)
+    x = gliding_tone(seconds, rate, 1)
     sf.write(str(path), x, rate, format="MP3")
     if truncate:
         data = path.read_bytes()
@@ -305,7 +304,7 @@ def test_bitrate_outside_the_range_warns_with_the_measured_rate(tmp_path, capsys
     assert code == 0 and "warning" in err and end in err
     measured = 8 * (tmp_path / "a.aec").stat().st_size / 1000 / 0.5
     assert f"{measured:.2f} kbps" in err
-    x = speechlike(0.5, 16000)
+    x = gliding_tone(0.5, 16000)
     with pytest.warns(audio.RateWarning):
         audio.compress(x, 16000, kbps, model=model)
 
@@ -352,7 +351,7 @@ def test_16bit_rgb_behaves_as_the_readme_says(tmp_path, capsys):
 
 @pytest.mark.parametrize("peak", [4.0, 1.5])
 def test_float_audio_keeps_its_level_above_full_scale(tmp_path, capsys, peak):
-    x = speechlike(0.6, 16000)
+    x = gliding_tone(0.6, 16000)
     x = (x / np.abs(x).max() * peak).astype(np.float32)
     blob = audio.compress(x, 16000, 6)
     assert audio.read_info(blob).scale == peak
@@ -366,13 +365,13 @@ def test_float_audio_keeps_its_level_above_full_scale(tmp_path, capsys, peak):
 
 
 def test_audio_within_full_scale_has_no_scale():
-    blob = audio.compress(speechlike(0.3, 16000) * 0.5, 16000, 6)
+    blob = audio.compress(gliding_tone(0.3, 16000) * 0.5, 16000, 6)
     assert audio.read_info(blob).scale == 1.0 and "scale" not in audio.read_info(blob).header["audio"]
 
 
 @pytest.mark.parametrize("value", ["1", "0.5", "nan", "x", 4, "1e30"])
 def test_bad_scale_is_a_header_error(value):
-    blob = audio.compress(speechlike(0.3, 16000), 16000, 6)
+    blob = audio.compress(gliding_tone(0.3, 16000), 16000, 6)
     header = dict(audio.read_info(blob).header)
     header["audio"] = dict(header["audio"], scale=value)
     with pytest.raises(audio.HeaderError):
