@@ -67,7 +67,11 @@ def test_icc_and_exif_are_carried(model):
     src = Image.open(io.BytesIO(buf.getvalue()))
     out = codec.decompress_image(codec.compress_image(src, 3, model=model), model=model)
     assert out.info["icc_profile"] == im.info["icc_profile"]
-    assert Image.Exif().load(out.info["exif"]) is None or out.getexif()[0x010F] == "aecodec test camera"
+    assert out.info["exif"] == src.info["exif"]  # carried byte for byte
+    carried = Image.Exif()
+    carried.load(out.info["exif"])
+    assert carried[0x010F] == "aecodec test camera"
+    assert out.getexif()[0x010F] == "aecodec test camera"
 
 
 def test_tiles_are_chunks_and_cover_the_image(model):
