@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from aecodec import cli, codec, container
+from aecodec import image as image_api
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
@@ -385,7 +386,7 @@ def test_interrupted_encode_leaves_nothing(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(codec, "compress_image", interrupted)
+    monkeypatch.setattr(image_api, "compress_image", interrupted)  # the API the CLI calls
     code, _, err = run(["encode", src, "-o", tmp_path / "a.aec"], capsys)
     assert code == 130 and err.strip() == "aecodec: interrupted"
     assert not (tmp_path / "a.aec").exists() and no_leftovers(tmp_path)
