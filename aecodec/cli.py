@@ -26,14 +26,14 @@ from pathlib import Path
 from aecodec import registry
 from aecodec.effort import MAX_EFFORT
 from aecodec.errors import AecError, InputError
+from aecodec.io import formats
+from aecodec.io.formats import AUDIO_FORMATS, AUDIO_SUFFIXES, IMAGE_FORMATS  # noqa: F401 - cli.IMAGE_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 IMAGE_QUALITY_MAX = int(registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].qualities[1])
 IMAGE_DEFAULT_QUALITY = registry.BY_NAME[registry.DEFAULT_IMAGE_MODEL].default_quality
-IMAGE_INPUTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".avif"}
-DECODE_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
-IMAGE_FORMATS = {"PNG", "WEBP", "TIFF", "BMP", "JPEG"}
-AUDIO_FORMATS = {"WAV", "FLAC", "OGG", "AIFF"}
+IMAGE_INPUTS = formats.IMAGE_SUFFIXES
+DECODE_FORMATS = formats.IMAGE_OUTPUTS
 
 
 class UsageError(Exception):
@@ -292,25 +292,11 @@ def _not_for(args, options: dict[str, bool], kind: str, warnings_out: list) -> N
             warnings_out.append(f"{flag} does not apply to {kind}; ignored")
 
 
-AUDIO_MAGICS = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM", b"RF64", b".snd", b"caff")
-
-
-def is_audio_input(path: str, head: bytes | None = None) -> bool:
-    """Audio by suffix, or (stdin) by the first bytes."""
-    from aecodec.io.audio import AUDIO_SUFFIXES
-
-    if path != "-":
-        return Path(path).suffix.lower() in AUDIO_SUFFIXES
-    if head is None:
-        return False
-    if head[:4] == b"RIFF":
-        return head[8:12] == b"WAVE"
-    return head.startswith(AUDIO_MAGICS) or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+is_audio_input = formats.is_audio  # audio by suffix, or (stdin) by the first bytes
 
 
 def cmd_encode(args) -> int:
     from aecodec import image as image_api
-    from aecodec.io.audio import AUDIO_SUFFIXES
 
     if args.quality is not None and args.target_bpp is not None:
         raise UsageError("-q and --target-bpp exclude each other")
@@ -463,14 +449,10 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
 
 
 def _output_format(dst: str, fmt: str | None) -> str:
-    if fmt:
-        return fmt.upper()
-    if dst == "-":
-        return "PNG"
-    suffix = Path(dst).suffix.lower()
-    if suffix not in DECODE_FORMATS:
-        raise UsageError(f"cannot tell the image output format from {dst!r}; use .png, .webp, .tif, .bmp or .jpg")
-    return DECODE_FORMATS[suffix]
+    try:
+        return formats.image_output_format(dst, fmt)
+    except InputError as exc:  # the option's fault: a usage error
+        raise UsageError(str(exc)) from None
 
 
 def cmd_decode(args) -> int:
@@ -519,9 +501,9 @@ def decode_audio_job(job: Job, data: bytes, args) -> dict:
     audio.read_info(data)  # a damaged header is the file's fault (exit 1), before the options' (exit 2)
     if args.format and args.format.upper() not in AUDIO_FORMATS:
         raise UsageError(f"--format {args.format} is an image format; audio decodes to wav, flac, ogg or aiff")
-    if job.dst != "-" and not args.format and Path(job.dst).suffix.lower() not in audio_io.OUTPUT_FORMATS:
+    if job.dst != "-" and not args.format and Path(job.dst).suffix.lower() not in formats.AUDIO_OUTPUTS:
         raise UsageError(f"cannot tell the audio output format from {job.dst!r}; use .wav, .flac, .ogg or .aiff")
-    fmt = audio_io.output_format(job.dst, args.format)
+    fmt = formats.audio_output_format(job.dst, args.format)
     if job.dst != "-" and Path(job.dst).exists() and not args.force:
         raise FileExistsError(f"{job.dst} exists (use -f to overwrite)")
     rate = None
@@ -586,15 +568,27 @@ def describe_file(name: str, data: bytes) -> dict:
            "header_bytes": reader.header_bytes,
            "header_deflated": bool(reader.flags & container.FLAG_DEFLATE_HEADER),
            "chunks": {t: {"count": counts[t], "bytes": sizes[t]} for t in sorted(counts)}}
-    img = reader.header.get("image")
-    aud = reader.header.get("audio")
-    if (isinstance(aud, dict) and isinstance(aud.get("frames"), int) and isinstance(aud.get("sample_rate"), int)
-            and aud["frames"] > 0 and aud["sample_rate"] > 0):
-        doc["duration"] = round(aud["frames"] / aud["sample_rate"], 4)
-        doc["kbps"] = round(8 * len(data) / 1000 / doc["duration"], 4)
-    if isinstance(img, dict) and isinstance(img.get("width"), int) and isinstance(img.get("height"), int):
-        doc["bpp"] = round(8 * len(data) / max(1, img["width"] * img["height"]), 5)
+    doc.update(_rates(reader.header, len(data)))
     return doc
+
+
+def _rates(header: dict, n_bytes: int) -> dict:
+    """Images: bits per pixel; audio: duration and kbps, from the header as read_info validates it
+    (nothing when it does not validate: the header is still described)."""
+    from aecodec import audio
+    from aecodec import image as image_api
+
+    try:
+        if header.get("modality") == "audio":
+            info = audio.parse_audio_header(header)
+            if not info.frames:
+                return {}
+            duration = round(info.duration, 4)
+            return {"duration": duration, "kbps": round(8 * n_bytes / 1000 / duration, 4)}
+        info = image_api.parse_image_header(header)
+        return {"bpp": round(8 * n_bytes / (info.width * info.height), 5)}
+    except AecError:
+        return {}
 
 
 def print_description(doc: dict) -> None:
@@ -651,7 +645,6 @@ def cmd_info(args) -> int:
 def cmd_compare(args) -> int:
     """How close a decode is to its original: PSNR and MS-SSIM for images, log-mel distance,
     STOI and SI-SDR for audio (the benchmark's metrics)."""
-    from aecodec.io.audio import AUDIO_SUFFIXES
 
     paths = [args.original, args.decoded]
     if "-" in paths:
@@ -814,7 +807,6 @@ def cmd_score(args) -> int:
     """Anomaly scores: bits per pixel (audio: per second) the model needs; heatmaps; thresholds."""
     from aecodec import analysis, modelfile
     from aecodec.io import image as image_io
-    from aecodec.io.audio import AUDIO_SUFFIXES
 
     if args.fpr is not None and not 0 <= args.fpr < 1:
         raise UsageError("--fpr must be a fraction in [0, 1)")

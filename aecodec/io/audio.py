@@ -15,6 +15,9 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from aecodec.errors import InputError
+from aecodec.io.formats import AUDIO_OUTPUTS as OUTPUT_FORMATS  # noqa: F401 - the names used so far
+from aecodec.io.formats import AUDIO_SUFFIXES  # noqa: F401
+from aecodec.io.formats import audio_output_format as output_format  # noqa: F401
 
 # soundfile's text metadata fields (WAV INFO / FLAC Vorbis comments / Ogg comments)
 TAG_FIELDS = ("title", "copyright", "software", "artist", "comment", "date", "album", "license", "tracknumber", "genre")
@@ -22,8 +25,6 @@ MAX_TAG_CHARS = 4096
 MAX_CHANNELS = 2
 MIN_RATE, MAX_RATE = 1000, 768000
 BLOCK = 1 << 16
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".w64", ".rf64", ".caf", ".au"}
-OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aif": "AIFF", ".aiff": "AIFF"}
 
 
 @dataclass
@@ -196,17 +197,6 @@ def array_source(samples: np.ndarray, sample_rate: int) -> AudioSource:
             pass
 
     return AudioSource(int(sample_rate), a.shape[1], a.shape[0], subtype, {}, _ArrayFile(a))
-
-
-def output_format(dst: str, fmt: str | None) -> str:
-    if fmt:
-        return fmt.upper()
-    if dst == "-":
-        return "WAV"
-    suffix = Path(dst).suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise InputError(f"cannot tell the audio output format from {dst!r}; use .wav or .flac")
-    return OUTPUT_FORMATS[suffix]
 
 
 # What each output format is written with. The original sample format is kept where the output
