@@ -184,9 +184,15 @@ def model_frames(frames: int, sample_rate: int, model_rate: int) -> int:
     return -(-frames * model_rate // sample_rate)
 
 
-def geometry_for(net, frames: int, sample_rate: int) -> Geometry:
+def geometry_for(net, frames: int, sample_rate: int, segment_seconds: float | None = None) -> Geometry:
+    """Segments of ``segment_seconds`` (default SEGMENT_SECONDS) rounded to whole alignments."""
     align = net.align
-    segment = max(1, round(SEGMENT_SECONDS * net.sample_rate / align)) * align
+    seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+        raise InputError(f"segment length must be a positive number of seconds, got {seconds!r}")
+    segment = max(1, round(seconds * net.sample_rate / align)) * align
+    if segment > MAX_SEGMENT:
+        raise InputError(f"segments of {seconds:g} s are longer than decoders accept ({MAX_SEGMENT} samples)")
     overlap = max(1, round(OVERLAP_SECONDS * net.sample_rate / align)) * align
     return Geometry(model_frames(frames, sample_rate, net.sample_rate), segment, overlap, align)
 
@@ -288,10 +294,14 @@ class RateWarning(UserWarning):
 
 
 def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None = None, *,
-           quality: float | None = None, model=None, envelope_on: bool | None = None) -> EncodeStats:
+           quality: float | None = None, model=None, envelope_on: bool | None = None,
+           segment_seconds: float | None = None, threads: int | None = None) -> EncodeStats:
     """Stream an AudioSource into an aec file written chunk by chunk to fileobj.
 
-    ``envelope_on``: send the band-energy envelope (None: wherever it is defined, both shipped models)."""
+    ``envelope_on``: send the band-energy envelope (None: wherever it is defined, both shipped models).
+    ``segment_seconds``: length of the independently coded segments (default SEGMENT_SECONDS).
+    ``threads``: segments coded side by side (default ``coding.CODING_THREADS``, else one per CPU);
+    the bytes are the same for every value."""
     import torch
 
     if kbps is not None and quality is not None:
@@ -312,7 +322,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                    else loaded.variant.default_quality)
     if not isinstance(quality, (int, float)) or not lo <= float(quality) <= hi:
         raise InputError(f"audio quality must be between {lo:g} and {hi:g}, got {quality!r}")
-    geo = geometry_for(net, source.frames, source.sample_rate)
+    geo = geometry_for(net, source.frames, source.sample_rate, segment_seconds)
     if geo.model_frames > 2**32 - 1:
         raise LimitError("audio too long")
     precision = net.entropy_bottleneck.entropy_coder_precision
@@ -352,7 +362,7 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
                     envelopes.append(envelope.encode(seg[:, c], net.sample_rate, env_name))
             return _pack_channels(i, latents), _pack_channels(i, envelopes) if with_envelope else None
 
-        for payload, env_payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels))):
+        for payload, env_payload in parallel_map(one, enumerate(_segments(stream, geo, source.channels)), threads):
             writer.add_chunk("SEGM", payload)
             if env_payload is not None:  # right after its segment: a streaming decoder has both together
                 writer.add_chunk("ENVL", env_payload)
@@ -398,10 +408,12 @@ class _CountingWriter:
 
 
 def compress(data: np.ndarray, samplerate: int, kbps: float | None = None, *, quality: float | None = None,
-             model=None, envelope_on: bool | None = None) -> bytes:
-    """(frames, channels) or (frames,) int/float array -> aec bytes."""
+             model=None, envelope_on: bool | None = None, segment_seconds: float | None = None,
+             threads: int | None = None) -> bytes:
+    """(frames, channels) or (frames,) int/float array -> aec bytes (options as encode's)."""
     buf = io.BytesIO()
-    encode(audio_io.array_source(data, samplerate), buf, kbps, quality=quality, model=model, envelope_on=envelope_on)
+    encode(audio_io.array_source(data, samplerate), buf, kbps, quality=quality, model=model, envelope_on=envelope_on,
+           segment_seconds=segment_seconds, threads=threads)
     return buf.getvalue()
 
 
@@ -496,12 +508,14 @@ class Decoded:
     blocks: Iterator[np.ndarray]
 
 
-def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_segment: int = 0) -> Decoded:
+def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_segment: int = 0,
+           threads: int | None = None) -> Decoded:
     """Start decoding: validates the header and the model, returns a block iterator.
 
     ``sample_rate``: output rate (default: the original rate; the model rate avoids a resampling).
     ``start_segment``: begin at that segment, found through the chunk index (seekable input);
-    the output then starts at the segment's first sample (``segment_start(...)`` says where)."""
+    the output then starts at the segment's first sample (``segment_start(...)`` says where).
+    ``threads``: segments decoded side by side (as encode's)."""
     reader = container.ContainerReader(data_or_file)
     info = parse_audio_header(reader.header)
     loaded = model_for(info, model)
@@ -563,7 +577,8 @@ def decode(data_or_file, *, sample_rate: int | None = None, model=None, start_se
             if pending is not None:
                 raise FormatError(f"SEGM chunk {k} has no ENVL chunk after it")
 
-        for seg in parallel_map(lambda item: _decode_segment(net, item[1], item[0], geo, info, item[2]), numbered()):
+        for seg in parallel_map(lambda item: _decode_segment(net, item[1], item[0], geo, info, item[2]), numbered(),
+                                threads):
             keep = geo.output_length(n)
             core = seg[:keep].copy()
             if prev_tail is not None:
@@ -658,12 +673,12 @@ def _channel_payloads(payload: bytes, index: int, channels: int, what: str) -> l
     return out
 
 
-def decompress(data, *, sample_rate: int | None = None, model=None) -> tuple[np.ndarray, int]:
+def decompress(data, *, sample_rate: int | None = None, model=None, threads: int | None = None) -> tuple[np.ndarray, int]:
     """aec bytes (or binary file object) -> (float32 array (frames, channels), samplerate).
 
     Samples are within [-1, 1], or [-s, s] for float input that peaked above full scale (the
     header's ``audio.scale`` s, SPEC §7.2)."""
-    dec = decode(data, sample_rate=sample_rate, model=model)
+    dec = decode(data, sample_rate=sample_rate, model=model, threads=threads)
     expected = model_frames(dec.info.frames, dec.info.sample_rate, dec.sample_rate)
     if expected * dec.info.channels * 4 > MAX_ARRAY_BYTES:
         raise LimitError(f"{expected} frames do not fit in memory as one array; decode to a file instead")

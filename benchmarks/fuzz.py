@@ -14,7 +14,7 @@ Seeds written by the tiny audio model get audio flavours of the chunk, header-fi
 mutators (SEGM heads, TAGS payloads, the audio header fields); every other seed is mutated
 exactly as before the audio target existed, so image runs keep their cases. Case ``i`` of seed
 ``s`` is a pure function of (s, i, the seed files): ``--replay I`` rebuilds and runs one case.
-Tiles and segments are decoded one after another (``codec.CODING_THREADS = 1`` during a case)
+Tiles and segments are decoded one after another (``threads=1`` in every case)
 so that the outcome of a file does not depend on the machine's core count.
 
 Each case goes through every selected target. A target returns normally ("ok") or raises an
@@ -43,7 +43,6 @@ run with ``--corpus`` replaces only the files its own target set recorded.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import functools
 import hashlib
@@ -103,28 +102,12 @@ def run_image(data: bytes) -> None:
     from aecodec import codec
     from aecodec.io import image as image_io
 
-    with _sequential_tiles(codec):
-        image = codec.decompress_image(data, model=image_model())
+    image = codec.decompress_image(data, model=image_model(), threads=1)  # see _worker: one after another
     info = codec.read_info(data)
     if image.size != (info.width, info.height):
         raise AssertionError(f"decoded {image.size}, header says {info.width}×{info.height}")
     if info.width * info.height <= 1 << 20:  # writing big PNGs only costs time, in Pillow
         image_io.save_image(image, io.BytesIO(), "PNG")
-
-
-@contextlib.contextmanager
-def _sequential_tiles(codec):
-    """Decode tiles (and audio segments) one after another: with parallel decoding, whether a bad
-    tile or a bad chunk read ahead of it is reported first depends on the number of cores, and the
-    corpus records outcomes that must be the same on every machine."""
-    if not hasattr(codec, "CODING_THREADS"):
-        yield
-        return
-    saved, codec.CODING_THREADS = codec.CODING_THREADS, 1
-    try:
-        yield
-    finally:
-        codec.CODING_THREADS = saved
 
 
 def _smooth(w: int, h: int, seed: int = 0, channels: int = 3):
@@ -192,12 +175,11 @@ def run_audio(data: bytes) -> None:
     then written as WAV with the file's subtype and tags (what ``aecodec decode`` does)."""
     import numpy as np
 
-    from aecodec import audio, codec
+    from aecodec import audio
     from aecodec.io import audio as audio_io
 
     model = audio_model()
-    with _sequential_tiles(codec):
-        samples, rate = audio.decompress(data, model=model)
+    samples, rate = audio.decompress(data, model=model, threads=1)  # one segment after another, as images
     info = audio.read_info(data)
     if rate != info.sample_rate or samples.shape != (info.frames, info.channels) or samples.dtype != np.float32:
         raise AssertionError(f"decoded {samples.shape} {samples.dtype} at {rate} Hz, header says "
@@ -227,13 +209,8 @@ def audio_seeds() -> list[tuple[str, bytes]]:
     def encode(samples, rate: int, quality: float, tags=None, segment_seconds: float | None = None) -> bytes:
         source = audio_io.array_source(samples, rate)
         source.tags = dict(tags or {})
-        saved = audio.SEGMENT_SECONDS
-        audio.SEGMENT_SECONDS = segment_seconds or saved
-        try:
-            buf = io.BytesIO()
-            audio.encode(source, buf, quality=quality, model=model)
-        finally:
-            audio.SEGMENT_SECONDS = saved
+        buf = io.BytesIO()
+        audio.encode(source, buf, quality=quality, model=model, segment_seconds=segment_seconds)
         return buf.getvalue()
 
     spec = [
@@ -802,7 +779,7 @@ def forge_latents(net, key: int, z_shape: tuple[int, ...], z_sym=None, y_fill=No
     """The latents of one coded unit (a TILE payload; one channel of a SEGM) passing its symbols CRC."""
     import numpy as np
 
-    from aecodec import codec, entropy
+    from aecodec import coding
 
     z_sym = np.zeros(z_shape, np.int32) if z_sym is None else np.asarray(z_sym, np.int32).reshape(z_shape)
     y_idx, _ = net.hyper_decode(z_sym)
@@ -810,10 +787,7 @@ def forge_latents(net, key: int, z_shape: tuple[int, ...], z_sym=None, y_fill=No
         y_sym = np.random.default_rng(rng.getrandbits(32)).integers(-3, 4, y_idx.shape, dtype=np.int32)
     else:
         y_sym = np.full(y_idx.shape, 0 if y_fill is None else y_fill, np.int32)
-    z_data = entropy.encode(z_sym, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
-    y_data = entropy.encode(y_sym, y_idx, *net.y_tables(), precision=precision)
-    crc = codec._symbols_crc(key, z_sym, y_sym)
-    return codec.TILE_HEAD.pack(len(z_data), len(y_data), crc) + z_data + y_data
+    return coding.encode_latents(net, z_sym, y_sym, y_idx, precision, key)  # the encoder's own framing
 
 
 EXTREME_SYMBOLS = [0, 1, -1, 40, -40, 1000, 2**20, -(2**20), 2**31 - 1, -(2**31)]
@@ -1142,10 +1116,13 @@ def _worker(conn, progress, seed: int, targets: list[str], named: list[tuple[str
             skip: set[int], headroom: int) -> None:
     import torch
 
-    from aecodec import codec
+    from aecodec import coding
 
     torch.set_num_threads(1)
-    codec.CODING_THREADS = 1  # tiles and segments one after another (run_image/run_audio also say so)
+    # tiles and segments one after another (run_image/run_audio also say so): with parallel decoding,
+    # whether a bad tile or a bad chunk read ahead of it is reported first depends on the number of
+    # cores, and the corpus records outcomes that must be the same on every machine
+    coding.CODING_THREADS = 1
     pool = load_pool(named)
     for s in pool:  # warm up: imports, Numba kernels, models
         for t in targets:

@@ -190,3 +190,15 @@ def test_segment_payload_layout():
     (n0,) = struct.unpack_from("<I", payload, 4)
     (n1,) = struct.unpack_from("<I", payload, 8 + n0)
     assert index == 0 and 4 + 4 + n0 + 4 + n1 == len(payload)
+
+
+def test_segment_length_is_an_option():
+    x = gliding_tone(1.2, 16000)
+    blob = audio.compress(x, 16000, quality=2, model=MODEL, segment_seconds=0.5, threads=1)
+    assert audio.read_info(blob).segment == 7680  # 0.5 s rounded to whole alignments (1,280 samples)
+    y, _ = audio.decompress(blob, model=MODEL, threads=2)
+    assert y.shape == (len(x), 1)
+    assert audio.compress(x, 16000, quality=2, model=MODEL, segment_seconds=0.5, threads=2) == blob
+    for bad in (0, -1.0, float("nan"), 60.0):
+        with pytest.raises(InputError):
+            audio.compress(x, 16000, quality=2, model=MODEL, segment_seconds=bad)

@@ -194,3 +194,17 @@ def test_from_network_identity_is_stable():
 def test_retired_models_are_refused_by_name(retired):
     with pytest.raises(ModelError, match="retired"):
         registry.variant(retired)
+
+
+def test_threads_option_and_the_file_verbs(model, tmp_path):
+    """threads= changes nothing in the bytes; aecodec.image's write/read are compress/decompress on files."""
+    from aecodec import image
+
+    arr = smooth_image(150, 100)
+    one = image.compress(arr, 4, model=model, tile=64, threads=1)
+    assert image.compress(arr, 4, model=model, tile=64, threads=2) == one == codec.compress_image(arr, 4, model=model,
+                                                                                                 tile=64)
+    image.write(tmp_path / "a.aec", arr, 4, model=model, tile=64)
+    assert (tmp_path / "a.aec").read_bytes() == one
+    out = image.read(tmp_path / "a.aec", model=model, threads=1)
+    assert np.array_equal(np.asarray(out), np.asarray(image.decompress(one, model=model, threads=2)))
