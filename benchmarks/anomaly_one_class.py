@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aecodec import analysis, codec
+from aecodec import analysis, coding
 from aecodec.bench import anomaly
 from aecodec.bench.machine import describe_machine
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", type=float, default=6.0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    codec.CODING_THREADS = 1
+    coding.CODING_THREADS = 1
     t0 = time.perf_counter()
     normal = load_crops(args.normal)
     others = [c for d in args.others.split(",") for c in load_crops(Path(d))]
