@@ -12,8 +12,12 @@ import sys
 import types
 
 from aecodec import coding, container, entropy, image, registry  # noqa: F401 - container etc. as before
+from aecodec import effort as effort_mod  # noqa: F401
+from aecodec.io import icc as image_icc  # noqa: F401
+from aecodec.io import image as image_io  # noqa: F401
 from aecodec.coding import (  # noqa: F401 - re-exported
     LATENT_HEAD,
+    _one_torch_thread,
     coding_workers,
     decode_latents,
     encode_latents,
