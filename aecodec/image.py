@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import threading
 import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -31,6 +33,7 @@ from aecodec.coding import (
     int_field,
     level_for,
     model_for,
+    _one_torch_thread,
     parallel_map,
     parse_coding_fields,
     quality_text,
@@ -413,13 +416,14 @@ def _decode_overlapped(loaded, info: ImageInfo, tiles, grid, workers: int | None
         x, y, tw, th = grid[n]
         return n, decode_tile_latent(loaded, payload, tw, th, level, precision, n)
 
-    def synthesize_row(r: int):
+    def synthesis_jobs(r: int) -> list:
+        """Row r's tiles as synthesis jobs over one strip of rows r−1 … r+1 (a copy, so the band
+        of row r−1 can go)."""
         top = row_ys[r] // 16
-        parts = [(r2, bands[r2]) for r2 in (r - 1, r, r + 1) if r2 in bands]
-        strip = torch.cat([b for _, b in parts], 2)
-        strip_top = row_ys[parts[0][0]] // 16
-        height = grid[rows[r][0]][3] // 16
-        r0, r1 = _window(top, top + height, m, lat_h)
+        parts = [r2 for r2 in (r - 1, r, r + 1) if r2 in bands]
+        strip = torch.cat([bands[r2] for r2 in parts], 2)
+        strip_top = row_ys[parts[0]] // 16
+        r0, r1 = _window(top, top + grid[rows[r][0]][3] // 16, m, lat_h)
 
         def one(n):
             x, y, tw, th = grid[n]
@@ -428,23 +432,74 @@ def _decode_overlapped(loaded, info: ImageInfo, tiles, grid, workers: int | None
             oy, ox = 16 * (top - r0), 16 * (x // 16 - c0)
             return n, (x, y), pixels[oy : oy + th, ox : ox + tw]
 
-        yield from parallel_map(one, rows[r], workers)
+        return [(one, n) for n in rows[r]]
 
     def ready(r: int) -> bool:
         return filled.get(r, 0) == len(rows[r])
 
-    done = 0  # rows synthesised so far
-    for n, lat in parallel_map(latent, tiles, workers):
+    def place(n: int, lat) -> list:
+        """A decoded tile latent into its band -> the synthesis jobs that became possible."""
         r = row_of[n]
         if r not in bands:
             bands[r] = torch.empty(1, lat.shape[1], grid[n][3] // 16, lat_w, dtype=lat.dtype)
         x = grid[n][0] // 16
         bands[r][:, :, :, x : x + lat.shape[3]] = lat
         filled[r] = filled.get(r, 0) + 1
-        while done < len(rows) and ready(done) and (done + 1 == len(rows) or ready(done + 1)):
-            yield from synthesize_row(done)
-            bands.pop(done - 1, None)
-            done += 1
+        jobs = []
+        while state["done"] < len(rows) and ready(state["done"]) and (
+                state["done"] + 1 == len(rows) or ready(state["done"] + 1)):
+            jobs += synthesis_jobs(state["done"])
+            bands.pop(state["done"] - 1, None)
+            state["done"] += 1
+        return jobs
+
+    # One pool runs both stages (a second pool's threads would add their own allocator arenas
+    # and scratch memory); at most 2·workers jobs are in flight, as in parallel_map.
+    state = {"done": 0}
+    workers = coding_workers(workers)
+    latents, outputs = deque(), deque()
+    items = iter(tiles)
+    with _pool(workers) as pool:
+        try:
+            while True:
+                while len(latents) + len(outputs) < 2 * workers:
+                    item = next(items, None)
+                    if item is None:
+                        break
+                    latents.append(pool.submit(latent, item))
+                if outputs and (not latents or outputs[0].done()):
+                    yield outputs.popleft().result()
+                elif latents:
+                    outputs.extend(pool.submit(fn, n) for fn, n in place(*latents.popleft().result()))
+                else:
+                    break
+        except BaseException:
+            for future in (*latents, *outputs):
+                future.cancel()
+            raise
+
+
+class _InlinePool:
+    """An executor that runs each job when submitted (one worker: no threads)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def submit(fn, *args):
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - delivered by result(), as a thread pool would
+            future.set_exception(exc)
+        return future
+
+
+def _pool(workers: int):
+    return _InlinePool() if workers <= 1 else ThreadPoolExecutor(workers, initializer=_one_torch_thread)
 
 
 # the verbs aecodec.audio has: compress/decompress on bytes, write/read on files
