@@ -71,6 +71,11 @@ def tile_grid(width: int, height: int, tile: int) -> list[tuple[int, int, int, i
     return [(x, y, min(tile, pw - x), min(tile, ph - y)) for y in range(0, ph, tile) for x in range(0, pw, tile)]
 
 
+# Overlapped tiles are analysed and synthesised in parts of at most this many pixel rows (SPEC
+# §6.2): half the activation memory of a whole 1024-px tile for about 6 % more computation.
+SYNTHESIS_ROWS = 512
+
+
 def _window(lo: int, hi: int, margin: int, limit: int) -> tuple[int, int]:
     """[lo, hi) widened by ``margin`` on both sides, clipped to [0, limit)."""
     return max(0, lo - margin), min(limit, hi + margin)
@@ -91,15 +96,24 @@ def encode_tile(loaded: registry.LoadedModel, rgb: np.ndarray, box: tuple[int, i
     x, y, tw, th = box
     m = 16 * net.analysis_margin if overlapped else 0
     x0, x1 = _window(x, x + tw, m, rgb.shape[1])
-    y0, y1 = _window(y, y + th, m, rgb.shape[0])
-    window = torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1])).permute(2, 0, 1)[None].float().div_(255.0)
+
+    def tensor(a: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0)
+
     with torch.no_grad(), single_threaded_torch():
-        latent = net.analyze_latent(window)
-        if overlapped:
-            latent = latent[:, :, (y - y0) // 16 : (y - y0 + th) // 16, (x - x0) // 16 : (x - x0 + tw) // 16].contiguous()
+        if overlapped:  # in parts of SYNTHESIS_ROWS rows, each with its margin: bounded memory
+            parts = []
+            for top in range(y, y + th, SYNTHESIS_ROWS):
+                bottom = min(top + SYNTHESIS_ROWS, y + th)
+                a0, a1 = _window(top, bottom, m, rgb.shape[0])
+                part = net.analyze_latent(tensor(rgb[a0:a1, x0:x1]))
+                parts.append(part[:, :, (top - a0) // 16 : (bottom - a0) // 16, (x - x0) // 16 : (x - x0 + tw) // 16])
+            latent = torch.cat(parts, 2).contiguous()
+        else:
+            latent = net.analyze_latent(tensor(rgb[y : y + th, x : x + tw]))
         y_q, z_sym = net.scaled_latent(latent, level)
     if effort:
-        pixels = window[:, :, y - y0 : y - y0 + th, x - x0 : x - x0 + tw]
+        pixels = tensor(rgb[y : y + th, x : x + tw])
         with torch_threads(refine_threads):
             y_q = effort_mod.refine_latent(net, pixels, y_q, z_sym, level, effort, progress=progress,
                                            cancel=cancel)
@@ -347,7 +361,7 @@ def decompress_image(data_or_file, *, model=None, threads: int | None = None):
     grid = tile_grid(info.width, info.height, info.tile)
     rgb = np.empty((info.height, info.width, 3), np.uint8)
     alpha = icc = exif = None
-    n_tiles = 0
+    decoded_tiles: set[int] = set()
     extras: dict = {}
 
     def tiles():
@@ -369,12 +383,12 @@ def decompress_image(data_or_file, *, model=None, threads: int | None = None):
     for n, (x, y), pixels in decoded:
         h, w = min(pixels.shape[0], info.height - y), min(pixels.shape[1], info.width - x)
         rgb[y : y + h, x : x + w] = pixels[:h, :w]
-        n_tiles += 1
+        decoded_tiles.add(n)
     if "ALPH" in extras:
         alpha = image_io.alpha_from_png(extras["ALPH"], (info.width, info.height))
     icc, exif = image_icc.from_chunks(extras), extras.get("EXIF")
-    if n_tiles != len(grid):
-        raise FormatError(f"file has {n_tiles} TILE chunks, the header implies {len(grid)}")
+    if len(decoded_tiles) != len(grid):
+        raise FormatError(f"file has {len(decoded_tiles)} TILE chunks, the header implies {len(grid)}")
     if (alpha is not None) != (info.mode in ("RGBA", "LA")):
         raise FormatError(f"mode {info.mode} and the presence of an alpha plane disagree")
     return image_io.from_planes(rgb, alpha, info.mode, info.bit_depth, icc, exif)
@@ -417,22 +431,25 @@ def _decode_overlapped(loaded, info: ImageInfo, tiles, grid, workers: int | None
         return n, decode_tile_latent(loaded, payload, tw, th, level, precision, n)
 
     def synthesis_jobs(r: int) -> list:
-        """Row r's tiles as synthesis jobs over one strip of rows r−1 … r+1 (a copy, so the band
-        of row r−1 can go)."""
-        top = row_ys[r] // 16
+        """Row r's tiles as synthesis jobs, each tile in parts of at most SYNTHESIS_ROWS pixel rows
+        (SPEC §6.2), over one strip of rows r−1 … r+1 (a copy, so the band of row r−1 can go)."""
         parts = [r2 for r2 in (r - 1, r, r + 1) if r2 in bands]
         strip = torch.cat([bands[r2] for r2 in parts], 2)
         strip_top = row_ys[parts[0]] // 16
-        r0, r1 = _window(top, top + grid[rows[r][0]][3] // 16, m, lat_h)
+        tile_top, tile_rows = row_ys[r] // 16, grid[rows[r][0]][3] // 16
+        step = SYNTHESIS_ROWS // 16
 
-        def one(n):
+        def one(job):
+            n, top = job
             x, y, tw, th = grid[n]
+            height = min(step, tile_top + tile_rows - top)
+            r0, r1 = _window(top, top + height, m, lat_h)
             c0, c1 = _window(x // 16, (x + tw) // 16, m, lat_w)
             pixels = _synthesize(net, strip[:, :, r0 - strip_top : r1 - strip_top, c0:c1].contiguous(), level)
             oy, ox = 16 * (top - r0), 16 * (x // 16 - c0)
-            return n, (x, y), pixels[oy : oy + th, ox : ox + tw]
+            return n, (x, 16 * top), pixels[oy : oy + 16 * height, ox : ox + tw]
 
-        return [(one, n) for n in rows[r]]
+        return [(one, (n, top)) for n in rows[r] for top in range(tile_top, tile_top + tile_rows, step)]
 
     def ready(r: int) -> bool:
         return filled.get(r, 0) == len(rows[r])

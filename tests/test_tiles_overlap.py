@@ -87,3 +87,14 @@ def test_bad_overlap_in_the_header_is_refused(overlap):
             w.add_chunk(tag, payload)
     with pytest.raises(HeaderError):
         codec.decompress_image(buf.getvalue())
+
+
+@pytest.mark.parametrize("rows", [64, 128])
+def test_tiles_in_row_parts_decode_as_the_whole_latent_would(monkeypatch, rows):
+    """Tiles taller than SYNTHESIS_ROWS are analysed and synthesised in parts (bounded memory);
+    the picture is still the whole latent's."""
+    from aecodec import image
+
+    monkeypatch.setattr(image, "SYNTHESIS_ROWS", rows)
+    data = codec.compress_image(IMAGE, 4, tile=192)
+    assert np.array_equal(np.asarray(codec.decompress_image(data)), whole_latent_decode(data))
