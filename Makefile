@@ -6,7 +6,7 @@ DATA ?= ../shared/data
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: venv demo test test-slow test-ray bench-ray bench-coder bench-image bench-audio bench-memory fuzz clean
+.PHONY: venv demo test test-slow test-ray bench-ray bench-coder bench-image bench-audio bench-effort bench-seams bench-memory fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench-image: $(STAMP)
 bench-audio: $(STAMP)
 	$(BIN)/aecodec bench audio --data $(DATA)/audio/speech/eval --codecs aec,opus --out benchmarks/results/audio/speech
 	$(BIN)/aecodec bench audio --data $(DATA)/audio/music/eval --codecs aec,opus --out benchmarks/results/audio/music
+
+bench-effort: $(STAMP)
+	$(BIN)/aecodec bench image --data $(DATA)/images/kodak --limit 3 --codecs aec,aec-e3,aec-e5,aec-e9 --qualities 2,4,6,8 --out benchmarks/results/image/kodak-effort
+
+bench-seams: $(STAMP)
+	$(BIN)/python benchmarks/image_seams.py --out benchmarks/results/image/seams.json
 
 bench-memory: $(STAMP)
 	$(BIN)/python benchmarks/image_memory.py --out benchmarks/results/image/memory_24mp.json
