@@ -13,8 +13,10 @@
     ├── ModelError             unknown model, weights missing or not matching their hash
     └── InputError             an input image or audio file aecodec cannot code (ValueError)
 
+    UsageError                 options that do not fit (each other, or this file): not an AecError
+
 Everything a user can trigger with bad input or a bad file is one of these;
-the CLI turns them into a one-line message and exit status 1.
+the CLI turns them into a one-line message and exit status 1 (UsageError: exit status 2).
 """
 
 
@@ -65,3 +67,7 @@ class ModelError(AecError):
 
 class InputError(AecError, ValueError):
     """An input file or array that aecodec cannot code."""
+
+
+class UsageError(Exception):
+    """Wrong arguments or options (the command line's exit status 2); not the input's fault."""

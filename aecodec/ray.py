@@ -9,8 +9,8 @@ system), a ``bytes`` column (``ray.data.read_binary_files(..., include_paths=Tru
 stores too), or both (the bytes are coded, the path names the row); a single ``item`` column of
 strings or bytes (``ray.data.from_items``) works as well. Each worker (one Ray actor per CPU by
 default) loads its model once and codes row after row, one torch thread per CPU it holds, through
-the CLI's own per-file functions (``cli.encode_image_job``, ...) with the options the CLI parses
-(``cli_args``): the bytes are those ``aecodec encode|decode`` writes for the same input and options.
+the CLI's own per-file functions (``aecodec.jobs.encode_image_job``, ...) with the options the
+CLI parses (``cli_args``): the bytes are those ``aecodec encode|decode`` writes for the same input and options.
 
 Each result row keeps the input's columns (``bytes`` excepted) and adds
 
@@ -67,9 +67,9 @@ def _ray():
 
 
 def _umask() -> int:
-    from aecodec.cli import _umask as umask
+    from aecodec.io.files import process_umask
 
-    return umask()
+    return process_umask()
 
 
 def write_file(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
@@ -137,16 +137,16 @@ def cli_args(verb: str, flags=()) -> argparse.Namespace:
 
 
 def _is_audio(name: str | None, raw) -> bool:
-    from aecodec.cli import is_audio_input
+    from aecodec.io.formats import is_audio
 
     if name is not None and Path(name).suffix:
-        return is_audio_input(name)  # by suffix, as the CLI goes by a file's name
-    return raw is not None and is_audio_input("-", raw[:16])  # no suffix to go by: the first bytes say
+        return is_audio(name)  # by suffix, as the CLI goes by a file's name
+    return raw is not None and is_audio("-", raw[:16])  # no suffix to go by: the first bytes say
 
 
 def _through_cli(run, tmp: str, suffix: str) -> tuple[bytes, dict, str]:
     """Run one of the CLI's per-file jobs into a scratch file; (its bytes, its --json fields, its name)."""
-    from aecodec.cli import Job
+    from aecodec.batch import Job
 
     job = Job("", os.path.join(tmp, "out" + suffix))
     info = run(job)
@@ -160,8 +160,7 @@ def encode_one(args: argparse.Namespace, name: str | None, data: bytes | None) -
     """(aec bytes, the CLI's --json fields) for one image or audio file: the file ``name`` when
     ``data`` is None, else ``data`` (``name`` then only says what it is). The CLI's own encode_image_job /
     encode_audio_job do the work, so the bytes are those ``aecodec encode`` writes with ``args``."""
-    from aecodec import cli
-    from aecodec import image as image_api
+    from aecodec import jobs
 
     raw = None if data is None else _NamedBytes(data, name)
     args._warned = set()  # notes about options that do not apply: for each file
@@ -169,8 +168,8 @@ def encode_one(args: argparse.Namespace, name: str | None, data: bytes | None) -
         def run(job):
             job.src = name if name is not None else "-"
             if _is_audio(name, raw):
-                return cli.encode_audio_job(job, raw, args)
-            return cli.encode_image_job(job, raw, args, image_api)
+                return jobs.encode_audio_job(job, raw, args)
+            return jobs.encode_image_job(job, raw, args)
 
         out, info, scratch = _through_cli(run, tmp, ".aec")
     return out, _cleaned(info, scratch)
@@ -180,9 +179,11 @@ def decode_one(args: argparse.Namespace, data: bytes, fmt_from: str | None = Non
     """(decoded file's bytes, the CLI's --json fields, its suffix) for one aec file, as
     ``aecodec decode`` with ``args`` writes it. The format: ``args.format``, else ``fmt_from``'s
     suffix (an output path), else PNG for images and WAV for audio."""
-    from aecodec import cli, container
+    from aecodec import container, jobs
     from aecodec import image as image_api
+    from aecodec.errors import UsageError
     from aecodec.io import image as image_io
+    from aecodec.io.formats import IMAGE_FORMATS
 
     modality = container.ContainerReader(data).header.get("modality")
     if modality == "audio":
@@ -191,15 +192,15 @@ def decode_one(args: argparse.Namespace, data: bytes, fmt_from: str | None = Non
         else:
             suffix = ".wav" if not args.format else "." + args.format.lower()
         with tempfile.TemporaryDirectory(prefix="aecodec-ray-") as tmp:
-            out, info, scratch = _through_cli(lambda job: cli.decode_audio_job(job, data, args), tmp, suffix)
+            out, info, scratch = _through_cli(lambda job: jobs.decode_audio_job(job, data, args), tmp, suffix)
         return out, _cleaned(info, scratch), suffix
-    # images: the CLI's decode work, which lives inside cmd_decode
+    # images: jobs.decode_image_job's steps, into memory
     if args.rate is not None:
-        raise cli.UsageError("--rate is for audio files")
-    if args.format and args.format.upper() not in cli.IMAGE_FORMATS:
-        raise cli.UsageError(f"--format {args.format} is an audio format; "
+        raise UsageError("--rate is for audio files")
+    if args.format and args.format.upper() not in IMAGE_FORMATS:
+        raise UsageError(f"--format {args.format} is an audio format; "
                              "images decode to png, webp, tiff, bmp or jpeg")
-    fmt = cli._output_format(fmt_from or "x." + (args.format or "png").lower(), args.format)
+    fmt = jobs.image_output_format(fmt_from or "x." + (args.format or "png").lower(), args.format)
     t0 = time.perf_counter()
     image = image_api.decompress_image(data, model=args.model)
     buf = io.BytesIO()
@@ -246,9 +247,9 @@ def _cleaned(info: dict, scratch: str) -> dict:
 
 
 def _describe(exc: BaseException, path: str | None) -> str:
-    from aecodec.cli import describe
+    from aecodec.batch import describe_error
 
-    return describe(exc, path)
+    return describe_error(exc, path)
 
 
 class _Worker:
@@ -462,7 +463,7 @@ def score_dataset(ds, *, quality: float | None = None, tile: int = 1024, model: 
 
 def _address(value: str) -> str | None:
     """--ray's ADDRESS: None for a local cluster (or RAY_ADDRESS's), else what ray.init takes."""
-    from aecodec.cli import UsageError
+    from aecodec.errors import UsageError
 
     if value in ("", "local"):
         return None
@@ -479,7 +480,7 @@ def _connect(address: str | None) -> bool:
     """Start or join a cluster unless this process has one; True when this call started it."""
     import logging
 
-    from aecodec.cli import UsageError
+    from aecodec.errors import UsageError
 
     try:
         ray = _ray()
@@ -509,9 +510,10 @@ def _workers(args) -> int | None:
 
 
 def run_cli(verb: str, jobs: list, args) -> int:
-    """``aecodec encode|decode`` with ``--ray``: the planned jobs (cli.plan_jobs) on a Ray cluster;
+    """``aecodec encode|decode`` with ``--ray``: the planned jobs (batch.plan_jobs) on a Ray cluster;
     each file's line as it finishes, the summary and ``--json`` document as the local run prints them."""
-    from aecodec.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Reporter, UsageError
+    from aecodec.batch import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Reporter
+    from aecodec.errors import UsageError
 
     address = _address(args.ray)
     if any(job.src == "-" or job.dst == "-" for job in jobs):
@@ -556,8 +558,9 @@ def run_cli_score(files: list[str], args) -> int:
     """``aecodec score`` with ``--ray``: the same lines / JSON documents, --sort, --threshold and --fpr."""
     import sys
 
-    from aecodec import analysis
-    from aecodec.cli import EXIT_ERROR, EXIT_OK, UsageError
+    from aecodec import jobs
+    from aecodec.batch import EXIT_ERROR, EXIT_OK
+    from aecodec.errors import UsageError
 
     address = _address(args.ray)
     if args.heatmap:
@@ -586,24 +589,8 @@ def run_cli_score(files: list[str], args) -> int:
     if args.sort:
         results.sort(key=lambda r: (r[0]["modality"], -r[1]))
     for doc, _ in results:
-        if args.json:
-            print(json.dumps(doc, sort_keys=True), flush=True)
-        else:
-            unit = "bpp" if doc["modality"] == "image" else "bit/s"
-            value = doc["bits_per_pixel"] if doc["modality"] == "image" else doc["bits_per_second"]
-            flag = "  ANOMALOUS" if doc.get("anomalous") else ""
-            print(f"{value:12.4f} {unit:5s} {doc['file']}{flag}", flush=True)
+        print(jobs.score_line(doc, args.json), flush=True)
     if args.fpr is not None:
-        for modality, unit in (("image", "bpp"), ("audio", "bit/s")):
-            scores = [v for d, v in results if d["modality"] == modality]
-            if not scores:
-                continue
-            t = analysis.suggest_threshold(scores, args.fpr)
-            doc = {"suggested_threshold": round(t, 6), "fpr": args.fpr, "n": len(scores), "modality": modality}
-            if args.json:
-                print(json.dumps(doc, sort_keys=True))
-            else:
-                note = " (fewer scores than 1/FPR: the largest score)" if args.fpr * len(scores) < 1 else ""
-                print(f"suggested threshold at {100 * args.fpr:g} % false positives over {len(scores)} held-out normal "
-                      f"{modality} files: {t:.4f} {unit}{note}; flag scores above it")
+        for line in jobs.threshold_lines(results, args.fpr, args.json):
+            print(line)
     return EXIT_ERROR if failed else EXIT_OK

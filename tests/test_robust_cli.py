@@ -18,6 +18,7 @@ from PIL import Image
 
 from aecodec import cli, codec, container
 from aecodec import image as image_api
+from aecodec.io import files as io_files
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
@@ -404,7 +405,7 @@ def test_interrupted_write_leaves_nothing_and_keeps_the_old_file(tmp_path, capsy
         assert [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # mid-write indeed
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.os, "fsync", fsync)
+    monkeypatch.setattr(io_files.os, "fsync", fsync)  # os.fsync, as write_atomically calls it
     code, _, err = run(["encode", src, "-o", dst] + (["-f"] if existing else []), capsys)
     assert code == 130 and "Traceback" not in err
     assert no_leftovers(tmp_path)
@@ -414,11 +415,12 @@ def test_interrupted_write_leaves_nothing_and_keeps_the_old_file(tmp_path, capsy
 SIGTERM_SCRIPT = """
 import os, signal, sys
 from aecodec import cli
+from aecodec.io import files
 real_fsync = os.fsync
 def fsync(fd):  # the bytes are in the temporary file: terminate now, as `kill` would
     os.kill(os.getpid(), signal.SIGTERM)
     real_fsync(fd)
-cli.os.fsync = fsync
+files.os.fsync = fsync
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -461,7 +463,7 @@ def test_unwritable_output_directory_via_readonly_fd(tmp_path, capsys, monkeypat
     def mkstemp(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path))
 
-    monkeypatch.setattr(cli.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(io_files.tempfile, "mkstemp", mkstemp)
     code, _, err = run(["encode", src, "-o", tmp_path / "a.aec"], capsys)
     assert_one_line_error(code, err)
     assert "Permission denied" in err and not (tmp_path / "a.aec").exists()

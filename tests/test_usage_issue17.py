@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from aecodec import audio, cli, codec, registry
+from aecodec import audio, batch, cli, codec, registry
 from aecodec.testing import gliding_tone, write_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -123,14 +123,14 @@ def test_output_subtype_is_one_the_format_holds(fmt, wanted, expected):
 
 def test_batch_goes_on_after_any_failure(tmp_path, capsys):
     """One file failing with an error that is not an AecError/OSError does not abort the batch."""
-    jobs = [cli.Job("a", "a.out"), cli.Job("b", "b.out"), cli.Job("c", "c.out")]
+    jobs = [batch.Job("a", "a.out"), batch.Job("b", "b.out"), batch.Job("c", "c.out")]
 
     def work(job):
         if job.src == "b":
             raise RuntimeError("libsndfile says no")
         return {"line": f"{job.src} done"}
 
-    code = cli.run_jobs(jobs, work, 1, False, False)
+    code = batch.run_jobs(jobs, work, 1, False, False)
     _, err = capsys.readouterr()
     assert code == 1 and "a done" in err and "c done" in err and "b: " in err and "libsndfile says no" in err
     assert "Traceback" not in err
@@ -218,7 +218,7 @@ def test_overwritten_output_keeps_its_mode(tmp_path, capsys):
 
 
 def test_batch_lines_are_printed_as_files_finish(tmp_path, capsys):
-    jobs = [cli.Job("first", "x"), cli.Job("second", "y")]
+    jobs = [batch.Job("first", "x"), batch.Job("second", "y")]
 
     def work(job):
         if job.src == "second":
@@ -226,7 +226,7 @@ def test_batch_lines_are_printed_as_files_finish(tmp_path, capsys):
         return {"line": "first coded"}
 
     with pytest.raises(KeyboardInterrupt):
-        cli.run_jobs(jobs, work, 1, False, False)
+        batch.run_jobs(jobs, work, 1, False, False)
     assert "first coded" in capsys.readouterr().err  # printed before the interrupt
 
 
