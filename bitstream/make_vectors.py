@@ -15,6 +15,8 @@ import numpy as np
 from aecodec import container, entropy
 
 OUT = Path(__file__).parent / "vectors"
+# audio-music-24k-0.2.0.* was written by release 0.2.0 itself (commit 931f075) and is never
+# regenerated: it pins that release's music files (tests/test_vectors.py RELEASE_0_2_0).
 
 
 def gaussian_tables(scales, precision):

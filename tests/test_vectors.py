@@ -154,3 +154,19 @@ def test_overlap_vector_decodes_and_reencodes():
     unflagged[6:8] = (reader.flags & ~container.FLAG_OVERLAPPED_TILES).to_bytes(2, "little")
     with pytest.raises(HeaderError):
         codec.decompress_image(bytes(unflagged))
+
+
+# Files written by release 0.2.0 (commit 931f075), one per model it shipped: they must decode in
+# every later release to the same pixels and samples (test_*_vector_decodes_with_the_shipped_model).
+# make_vectors.py never rewrites them.
+RELEASE_0_2_0 = {"image-q5-72x40.aec": 8, "audio-speech-6k-stereo.aec": 2, "audio-music-24k-0.2.0.aec": 3}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_0_2_0))
+def test_a_0_2_0_file_of_each_model_is_kept(name):
+    from aecodec import registry
+
+    header, _ = container.unpack((VECTORS / name).read_bytes())
+    assert header["model"]["id"] == RELEASE_0_2_0[name]
+    variant = registry.variant(header["model"]["id"])  # still shipped, with the same weights
+    assert variant.weights_prefix == header["model"]["weights"]
