@@ -150,9 +150,9 @@ def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray,
     """Symbols of one coded unit (an image tile, an audio segment channel) -> payload
     ``<III z bytes, y bytes, crc32(key, symbols)> | z data | y data``; y in the model's coding
     order (raster for a hyperprior, pass by pass for a context model, SPEC §6.1)."""
-    z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), *net.z_tables(), precision=precision)
+    z_data = entropy.encode(z_sym, net.z_indexes(z_sym.shape), net.z_tables(), precision=precision)
     order = net.y_coding_order(y_sym.shape)
-    y_data = entropy.encode(y_sym.reshape(-1)[order], y_idx.reshape(-1)[order], *net.y_tables(), precision=precision)
+    y_data = entropy.encode(y_sym.reshape(-1)[order], y_idx.reshape(-1)[order], net.y_tables(), precision=precision)
     return LATENT_HEAD.pack(len(z_data), len(y_data), symbols_crc(key, z_sym, y_sym)) + z_data + y_data
 
 
@@ -171,8 +171,8 @@ def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int
     # The chunk CRC has already vouched for the bytes: a failure to decode them
     # means the decoder's model disagrees with the encoder's (or a forged file).
     try:
-        z_sym = entropy.decode(z_data, net.z_indexes(z_shape), *net.z_tables(), precision=precision)
-        stream = entropy.StreamDecoder(y_data, *net.y_tables(), precision=precision)
+        z_sym = entropy.decode(z_data, net.z_indexes(z_shape), net.z_tables(), precision=precision)
+        stream = entropy.StreamDecoder(y_data, net.y_tables(), precision=precision)
         with single_threaded_torch():
             y_sym, state = net.decode_y_symbols(z_sym, level, stream.decode)
         stream.finish()

@@ -136,7 +136,7 @@ def _table(name: str = NAME):
     freqs = np.asarray(variant(name).freqs, np.int64)
     assert freqs.sum() == 1 << PRECISION, "residual frequencies must sum to 2**PRECISION"
     cdf = np.concatenate([[0], np.cumsum(freqs)]).astype(np.int32)
-    return cdf[None, :], np.array([len(cdf)], np.int32), np.array([RESIDUAL_OFFSET], np.int32)
+    return entropy.Tables(cdf[None, :], np.array([len(cdf)], np.int32), np.array([RESIDUAL_OFFSET], np.int32), PRECISION)
 
 
 def layout(rate: int, name: str = NAME) -> Layout:
@@ -232,14 +232,14 @@ def encode(x: np.ndarray, rate: int, name: str = NAME) -> bytes:
     """One channel of a segment -> range-coded quantized energies (tile-major order)."""
     r = _residuals(quantize(band_energies(x, rate, name), name), variant(name).q_start)
     symbols = r.T.ravel()
-    return entropy.encode(symbols, np.zeros(len(symbols), np.int32), *_table(name), PRECISION)
+    return entropy.encode(symbols, np.zeros(len(symbols), np.int32), _table(name))
 
 
 def decode(data: bytes, length: int, rate: int, name: str = NAME) -> np.ndarray:
     """Bytes of one channel -> (bands, tiles) int levels; raises on data that cannot be an envelope."""
     v = variant(name)
     n, bands = tiles(length, rate, name), layout(rate, name).bands
-    symbols = entropy.decode(data, np.zeros(bands * n, np.int32), *_table(name), PRECISION)
+    symbols = entropy.decode(data, np.zeros(bands * n, np.int32), _table(name))
     q = _levels(symbols.astype(np.int64).reshape(n, bands).T, v.q_start)
     if q.min() < v.q_min or q.max() > v.q_max:
         raise CorruptStreamError("envelope levels outside their range: corrupt ENVL data")

@@ -201,7 +201,7 @@ def load_model_file(path) -> registry.LoadedModel:
     """A model file -> LoadedModel (identity: the file's sha256; id 65535, not a shipped model). Cached."""
     import torch
 
-    from aecodec import entropy
+    from aecodec.errors import InvalidTableError
 
     path = Path(path)
     if not path.is_file():
@@ -225,16 +225,16 @@ def load_model_file(path) -> registry.LoadedModel:
         kwargs=kwargs, weights=str(path), sha256=digest, qualities=(1.0, float(levels)),
         default_quality=min(float(levels), default), description=f"model file {path.name}")
     try:
-        net = registry.load_weights(variant, path)
+        net = registry.load_weights(variant, path)  # builds (validates) the coding tables too
+    except InvalidTableError as exc:
+        raise ModelFileError(f"{path}: coding tables are invalid: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - safetensors, torch and the builder raise many types
         raise ModelFileError(f"{path}: weights do not load: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     for name, tensor in net.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ModelFileError(f"{path}: tensor {name} is not finite")
-    precision = net.entropy_bottleneck.entropy_coder_precision
     try:
-        entropy.check_tables(*net.z_tables(), precision=precision)
-        entropy.check_tables(*net.y_tables(), precision=precision)
+        net.z_tables(), net.y_tables()
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - InvalidTableError, or tables missing altogether

@@ -208,3 +208,18 @@ def test_threads_option_and_the_file_verbs(model, tmp_path):
     assert (tmp_path / "a.aec").read_bytes() == one
     out = image.read(tmp_path / "a.aec", model=model, threads=1)
     assert np.array_equal(np.asarray(out), np.asarray(image.decompress(one, model=model, threads=2)))
+
+
+def test_models_validate_their_coding_tables_once_at_load():
+    from aecodec import entropy
+
+    net = registry.load(registry.DEFAULT_IMAGE_MODEL).net
+    z, y = net.z_tables(), net.y_tables()
+    assert isinstance(z, entropy.Tables) and isinstance(y, entropy.Tables)
+    assert net.z_tables() is z and net.y_tables() is y  # built at load, not per tile
+    assert y.precision == net.gaussian_conditional.entropy_coder_precision
+    fresh = tiny_model().net
+    before = fresh.y_tables()
+    fresh.load_state_dict(fresh.state_dict())  # new weights: the tables are rebuilt from them
+    assert fresh.y_tables() is not before
+    assert all(np.array_equal(a, b) for a, b in zip(fresh.y_tables(), before))

@@ -141,6 +141,28 @@ def test_invalid_tables_are_rejected(gaussian_tables, mutate):
         entropy.decode(b"\0" * 8, np.zeros(4, np.int32), cdfs, lengths, offsets)
 
 
+@pytest.mark.parametrize("mutate", [lambda c, l, o: (c[:, ::-1].copy(), l, o), lambda c, l, o: (c, l[:-1], o)])
+def test_tables_are_validated_when_built(gaussian_tables, mutate):
+    with pytest.raises(InvalidTableError):
+        entropy.Tables(*mutate(*gaussian_tables))
+
+
+def test_validated_tables_code_as_the_arrays_do(gaussian_tables):
+    sym, idx, *arrays = _gaussian_problem(gaussian_tables, n=3000)
+    tables = entropy.Tables(*arrays, precision=16)
+    data = entropy.encode(sym, idx, tables)
+    assert data == entropy.encode(sym, idx, *arrays, precision=16) == reference.encode(sym, idx, *tables, precision=16)
+    assert np.array_equal(entropy.decode(data, idx, tables), sym)
+    stream = entropy.StreamDecoder(data, tables)
+    assert np.array_equal(np.concatenate([stream.decode(idx[:1000]), stream.decode(idx[1000:])]), sym)
+    stream.finish()
+    assert entropy.ideal_bits(sym, idx, tables) == entropy.ideal_bits(sym, idx, *arrays)
+    with pytest.raises(InvalidTableError):  # another precision: the tables do not fit it
+        entropy.decode(data, idx, tables, precision=12)
+    with pytest.raises(TypeError):
+        entropy.encode(sym, idx, tables, arrays[1], arrays[2])
+
+
 @pytest.mark.parametrize("bad_index", [-1, 64, 2**31 - 1])
 def test_index_outside_tables(gaussian_tables, bad_index):
     cdfs, lengths, offsets = gaussian_tables

@@ -1,7 +1,9 @@
 """Entropy coding of integer symbols with CompressAI-layout tables (no torch).
 
-    encode(symbols, indexes, cdfs, cdf_lengths, offsets, precision=16) -> bytes
-    decode(data, indexes, cdfs, cdf_lengths, offsets, precision=16) -> np.ndarray (int32, shape of indexes)
+    tables = Tables(cdfs, cdf_lengths, offsets, precision=16)    validated once (a model builds its own at load)
+    encode(symbols, indexes, tables) -> bytes
+    decode(data, indexes, tables) -> np.ndarray (int32, shape of indexes)
+    (the three arrays and ``precision=`` may be passed instead of ``tables``: validated on each call)
 
 ``cdfs`` is ``_quantized_cdf`` (int32 [n_tables, width]), ``cdf_lengths`` is
 ``_cdf_length`` and ``offsets`` is ``_offset`` of a CompressAI EntropyBottleneck
@@ -25,7 +27,7 @@ from aecodec.errors import CorruptStreamError, InvalidTableError, TruncatedError
 CODER_NAME = "aec-range-v1"
 MIN_PRECISION, MAX_PRECISION = 1, 16
 
-__all__ = ["CODER_NAME", "encode", "decode", "StreamDecoder", "check_tables", "ideal_bits"]
+__all__ = ["CODER_NAME", "Tables", "encode", "decode", "StreamDecoder", "check_tables", "ideal_bits"]
 
 
 def _as_int32(name: str, values, ndim: int | None = None) -> np.ndarray:
@@ -63,9 +65,49 @@ def check_tables(cdfs, cdf_lengths, offsets, precision: int = 16) -> tuple[np.nd
     return cdfs, cdf_lengths, offsets
 
 
-def encode(symbols, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) -> bytes:
+class Tables(tuple):
+    """Validated coding tables ``(cdfs, cdf_lengths, offsets)`` at ``precision`` bits: checked once
+    here, then coded with as they are. A tuple, so ``*tables`` still spreads into the array form."""
+
+    def __new__(cls, cdfs, cdf_lengths, offsets, precision: int = 16):
+        self = super().__new__(cls, check_tables(cdfs, cdf_lengths, offsets, precision))
+        self.precision = int(precision)
+        self._lut = None
+        return self
+
+    @property
+    def cdfs(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def cdf_lengths(self) -> np.ndarray:
+        return self[1]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self[2]
+
+    def lut(self) -> tuple[np.ndarray, int]:
+        """The decoder's symbol lookup table, built on first use."""
+        if self._lut is None:
+            self._lut = _rc.build_lut(self.cdfs, self.cdf_lengths, self.precision)
+        return self._lut
+
+
+def _tables(tables, cdf_lengths, offsets, precision: int | None) -> Tables:
+    """``Tables`` as given, or built (validated) from the three arrays. A precision other than the
+    tables' own re-validates them at that precision, which fails for tables made for another."""
+    if isinstance(tables, Tables):
+        if cdf_lengths is not None or offsets is not None:
+            raise TypeError("pass either Tables or the three table arrays, not both")
+        return tables if precision is None or precision == tables.precision else Tables(*tables, precision)
+    return Tables(tables, cdf_lengths, offsets, 16 if precision is None else precision)
+
+
+def encode(symbols, indexes, tables, cdf_lengths=None, offsets=None, precision: int | None = None) -> bytes:
     """Range-code ``symbols`` (any int32), each with the table ``indexes`` selects."""
-    cdfs, cdf_lengths, offsets = check_tables(cdfs, cdf_lengths, offsets, precision)
+    tables = _tables(tables, cdf_lengths, offsets, precision)
+    (cdfs, cdf_lengths, offsets), precision = tables, tables.precision
     symbols = _as_int32("symbols", symbols)
     indexes = _as_int32("indexes", indexes)
     if symbols.shape != indexes.shape:
@@ -78,9 +120,10 @@ def encode(symbols, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) ->
     return buf[1:n].tobytes()
 
 
-def decode(data, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) -> np.ndarray:
+def decode(data, indexes, tables, cdf_lengths=None, offsets=None, precision: int | None = None) -> np.ndarray:
     """Inverse of :func:`encode`: the symbols, int32, shaped like ``indexes``."""
-    cdfs, cdf_lengths, offsets = check_tables(cdfs, cdf_lengths, offsets, precision)
+    tables = _tables(tables, cdf_lengths, offsets, precision)
+    (cdfs, cdf_lengths, offsets), precision = tables, tables.precision
     indexes = _as_int32("indexes", indexes)
     buf = np.frombuffer(bytes(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else np.ascontiguousarray(data, np.uint8)
     out = np.empty(indexes.size, np.int32)
@@ -104,17 +147,17 @@ class StreamDecoder:
     """Decodes one range-coded stream in several runs, for models whose later tables depend on
     earlier symbols (a context model decodes a pass, computes the next pass's indexes, decodes
     on). The runs together read exactly what :func:`decode` reads over the concatenated
-    indexes; :meth:`finish` checks that no bytes are left over. Tables are validated once."""
+    indexes; :meth:`finish` checks that no bytes are left over."""
 
-    def __init__(self, data, cdfs, cdf_lengths, offsets, precision: int = 16):
-        self.cdfs, self.cdf_lengths, self.offsets = check_tables(cdfs, cdf_lengths, offsets, precision)
-        self.precision = int(precision)
+    def __init__(self, data, tables, cdf_lengths=None, offsets=None, precision: int | None = None):
+        tables = _tables(tables, cdf_lengths, offsets, precision)
+        (self.cdfs, self.cdf_lengths, self.offsets), self.precision = tables, tables.precision
         self.data = np.frombuffer(bytes(data), dtype=np.uint8)
         self.state = np.zeros(3, np.int64)
         self.count = 0
         if _rc.decode_start(self.data, self.state) != _rc.OK:
             raise TruncatedError(f"range-coded data ends early ({self.data.size} bytes, at symbol 0)")
-        self.lut, self.shift = _rc.build_lut(self.cdfs, self.cdf_lengths, self.precision)
+        self.lut, self.shift = tables.lut()
 
     def decode(self, indexes) -> np.ndarray:
         """The next len(indexes) symbols, int32, shaped like ``indexes``."""
@@ -133,11 +176,12 @@ class StreamDecoder:
             raise CorruptStreamError(f"range-coded data has bytes left over after {self.count} symbols")
 
 
-def ideal_bits(symbols, indexes, cdfs, cdf_lengths, offsets, precision: int = 16) -> float:
+def ideal_bits(symbols, indexes, tables, cdf_lengths=None, offsets=None, precision: int | None = None) -> float:
     """Information content −Σ log2 p of the symbols under the quantized tables, escapes
     counted at their escape-symbol probability plus their bypass bits (what a perfect
     coder with the same model would spend)."""
-    cdfs, cdf_lengths, offsets = check_tables(cdfs, cdf_lengths, offsets, precision)
+    tables = _tables(tables, cdf_lengths, offsets, precision)
+    (cdfs, cdf_lengths, offsets), precision = tables, tables.precision
     s = np.asarray(symbols, np.int64).reshape(-1)
     t = np.asarray(indexes, np.int64).reshape(-1)
     max_value = cdf_lengths[t].astype(np.int64) - 2

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from aecodec import entropy
+
 # Scale table of the GaussianConditional: CompressAI's 64 log-spaced scales.
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 
@@ -151,9 +153,12 @@ class GainedHyperprior(nn.Module):
         """Compute the quantized CDF tables (done once at export; shipped with the weights)."""
         self.gaussian_conditional.update_scale_table(scale_table(), force=True)
         self.entropy_bottleneck.update(force=True)
+        self.__dict__.pop("_z_tables", None)
+        self.__dict__.pop("_y_tables", None)
 
     def load_state_dict(self, state_dict, strict: bool = True):  # noqa: D102 - resizes table buffers first
-        self.__dict__.pop("_h_s64", None)
+        for key in ("_h_s64", "_z_tables", "_y_tables"):
+            self.__dict__.pop(key, None)
         if self.inference:
             return super().load_state_dict(state_dict, strict=strict)
         from compressai.models.utils import update_registered_buffers
@@ -168,18 +173,28 @@ class GainedHyperprior(nn.Module):
         return super().load_state_dict(state_dict, strict=strict)
 
     def prepare_inference(self):
+        """Inference mode; the coding tables are validated here, once, at load."""
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+        self.z_tables(), self.y_tables()
         return self
 
-    def z_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        eb = self.entropy_bottleneck
-        return _tables(eb._quantized_cdf, eb._cdf_length, eb._offset)
+    def z_tables(self) -> entropy.Tables:
+        """The z coding tables (validated once, then cached until new weights load)."""
+        return self._coding_tables("_z_tables", self.entropy_bottleneck)
 
-    def y_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        gc = self.gaussian_conditional
-        return _tables(gc._quantized_cdf, gc._cdf_length, gc._offset)
+    def y_tables(self) -> entropy.Tables:
+        """The y coding tables (validated once, then cached until new weights load)."""
+        return self._coding_tables("_y_tables", self.gaussian_conditional)
+
+    def _coding_tables(self, key: str, module: nn.Module) -> entropy.Tables:
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = entropy.Tables(*_tables(module._quantized_cdf, module._cdf_length, module._offset),
+                                    precision=module.entropy_coder_precision)
+            self.__dict__[key] = cached
+        return cached
 
     # ---- coding -----------------------------------------------------------------------------
     def _medians(self, dtype=torch.float32) -> Tensor:
