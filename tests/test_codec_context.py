@@ -239,3 +239,23 @@ def test_context_snapshot_rebuilds_the_run_from_v6(tmp_path):
             assert torch.allclose(rebuilt[key], value, atol=1e-3, rtol=1e-3), key
         else:
             assert torch.equal(rebuilt[key], value), key
+
+
+def test_the_y_coding_is_the_models_y_codec(model):
+    """The entropy model is composed: the hyperprior (z) holds a y codec; the context model's
+    codec owns the context nets (weights' context.*), the plain model's is parameter-free."""
+    from aecodec.models.latent_codecs import ChannelGroupCheckerboardY, MeanScaleY
+
+    net = model.net
+    assert isinstance(net.y_codec, ChannelGroupCheckerboardY) and net.bitstream_minor == 3
+    codec_keys = {"context." + k for k in net.y_codec.state_dict()}
+    assert codec_keys == {k for k in net.state_dict() if k.startswith("context.")} and codec_keys
+    plain = registry.load(registry.DEFAULT_IMAGE_MODEL).net
+    assert isinstance(plain.y_codec, MeanScaleY) and plain.bitstream_minor == 0
+    assert not any(k.startswith(("y_codec", "context")) for k in plain.state_dict())
+    y = plain.analyze_latent(torch.from_numpy(smooth_image(64, 64)).permute(2, 0, 1)[None].float() / 255)
+    y_q, z = plain.scaled_latent(y, 4.0)
+    _, y_sym, idx = plain.quantize(y_q, z, 4.0)
+    want_idx, means = plain.hyper_decode(z)
+    assert np.array_equal(y_sym, torch.round(y_q.double() - means).to(torch.int32)[0].numpy())
+    assert np.array_equal(idx, want_idx)

@@ -14,44 +14,32 @@ so decoding does ten small parallel steps. The context networks see normalised l
 ``μ = μh + gain·Δμ`` and ``σ = max(σh, 0.11)·exp(Δs)``; their last layers start at zero, so a
 model grown from the plain hyperprior starts out coding exactly as it did.
 
-Every parameter the decoder needs (μ, σ → scale index) is computed in float64 from
-integers and float64 values in both encoder and decoder (see ``hyperprior.hyper_decode``).
+This module holds the transforms and the training forward; the y coding itself (the passes,
+their order, LRP) is the model's y codec, ``latent_codecs.ChannelGroupCheckerboardY``, whose
+parameters are the weights' ``context.*``. Every parameter the decoder needs (μ, σ → scale index)
+is computed in float64 from integers and float64 values in both encoder and decoder.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from aecodec.models.hyperprior import SCALES_MIN, GainedHyperprior, gaussian_bits
+from aecodec.models.hyperprior import GainedHyperprior
 from aecodec.models.image import IMAGE_LAMBDAS, InferenceGDN, _conv
+from aecodec.models.latent_codecs import (  # noqa: F401 - names of this model's parts, re-exported
+    ChannelGroupCheckerboardY,
+    GroupContext,
+    anchor_mask,
+    default_groups,
+    group_bounds,
+)
 
 # v6's ten levels plus two higher ones for the ≥ 38.5 dB end of the curve.
 CONTEXT_LAMBDAS = IMAGE_LAMBDAS + (0.36, 0.72)
-def default_groups(M: int) -> tuple[int, ...]:
-    """ELIC's uneven split, 1/12, 1/12, 1/6, 1/3, 1/3 of the channels (16, 16, 32, 64, 64 for M = 192)."""
-    if M % 12:
-        raise ValueError(f"M={M} must be a multiple of 12 for the default channel groups")
-    return (M // 12, M // 12, M // 6, M // 3, M // 3)
-LRP_HIDDEN = 64
-CTX_HIDDEN = 64
-
-
-def group_bounds(groups: tuple[int, ...]) -> list[tuple[int, int]]:
-    out, s = [], 0
-    for c in groups:
-        out.append((s, s + c))
-        s += c
-    return out
-
-
-def anchor_mask(h: int, w: int) -> np.ndarray:
-    """True where row + col is even: the first pass of every group."""
-    return (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
 
 
 def _subpixel(cin: int, cout: int) -> nn.Sequential:
@@ -79,57 +67,6 @@ def subpixel_from_deconv(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     return k.reshape(4 * cout, cin, 3, 3), bias.repeat_interleave(4)
 
 
-def _zero_last(seq: nn.Sequential) -> nn.Sequential:
-    nn.init.zeros_(seq[-1].weight)
-    nn.init.zeros_(seq[-1].bias)
-    return seq
-
-
-class GroupContext(nn.Module):
-    """The networks of one channel group: channel context, checkerboard context,
-    parameter aggregation and latent residual prediction."""
-
-    def __init__(self, start: int, channels: int):
-        super().__init__()
-        c = channels
-        self.start, self.channels = start, c
-        # ŷ of the groups before this one -> features (absent for the first group)
-        self.channel = (
-            nn.Sequential(nn.Conv2d(start, CTX_HIDDEN, 3, padding=1), nn.ReLU(inplace=True),
-                          nn.Conv2d(CTX_HIDDEN, 2 * c, 3, padding=1))
-            if start else None
-        )
-        # anchors of this group -> features at the non-anchors (the input is zero at non-anchors)
-        self.spatial = nn.Conv2d(c, 2 * c, 5, padding=2)
-        n_in = 2 * c + (2 * c if start else 0) + 2 * c
-        self.aggregate = _zero_last(nn.Sequential(
-            nn.Conv2d(n_in, 3 * c, 1), nn.ReLU(inplace=True), nn.Conv2d(3 * c, 3 * c, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(3 * c, 2 * c, 1),
-        ))
-        self.lrp = _zero_last(nn.Sequential(
-            nn.Conv2d(c + start + c, LRP_HIDDEN, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(LRP_HIDDEN, c, 3, padding=1),
-        ))
-
-    def features(self, hyper_n: Tensor, prev_n: Tensor | None) -> Tensor:
-        """What both passes share: normalised hyper parameters and the channel context."""
-        if self.channel is None:
-            return hyper_n
-        return torch.cat([hyper_n, self.channel(prev_n)], 1)
-
-    def params(self, shared: Tensor, spatial_in: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(Δμ, Δs) from the shared features and the masked anchors (None: the anchor pass)."""
-        if spatial_in is None:
-            sp = shared.new_zeros(shared.shape[0], 2 * self.channels, *shared.shape[2:])
-        else:
-            sp = self.spatial(spatial_in)
-        return self.aggregate(torch.cat([shared, sp], 1)).chunk(2, 1)
-
-    def residual(self, mu_h_n: Tensor, upto_n: Tensor) -> Tensor:
-        """Latent residual prediction for this group's channels (bounded to ±0.5)."""
-        return 0.5 * torch.tanh(self.lrp(torch.cat([mu_h_n, upto_n], 1)))
-
-
 class ContextHyperprior(GainedHyperprior):
     """Variable-rate image model: gained hyperprior + channel-group checkerboard context + LRP.
 
@@ -143,6 +80,7 @@ class ContextHyperprior(GainedHyperprior):
     spatial_dims = 2
     align = 64
     lambdas = CONTEXT_LAMBDAS
+    Y_CODEC = "context"
     # Receptive fields in latent cells (see models.image): g_a as v6; the synthesis adds LRP's
     # two 3×3 convolutions (2 cells) to g_s's sub-pixel stack (under 2 cells).
     analysis_margin = 2
@@ -171,16 +109,7 @@ class ContextHyperprior(GainedHyperprior):
             _subpixel(N, M), nn.LeakyReLU(inplace=True), _subpixel(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
             _conv(M * 3 // 2, M * 2, 3, 1),
         )
-        self.context = nn.ModuleList(GroupContext(s, e - s) for s, e in group_bounds(self.groups))
-
-    # ---- shared pieces ------------------------------------------------------------------------
-    @staticmethod
-    def _hyper_n(mu_h: Tensor, sigma_h: Tensor, inv_gain: Tensor) -> Tensor:
-        return torch.cat([mu_h * inv_gain, torch.log(sigma_h.clamp_min(SCALES_MIN) * inv_gain)], 1)
-
-    @staticmethod
-    def _corrected(mu_h: Tensor, sigma_h: Tensor, d_mu: Tensor, d_s: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
-        return mu_h + d_mu * gain, sigma_h.clamp_min(SCALES_MIN) * torch.exp(d_s.clamp(-8.0, 8.0))
+        self.context = ChannelGroupCheckerboardY(self.groups)
 
     # ---- training -----------------------------------------------------------------------------
     def forward(self, x: Tensor, level: Tensor, straight_through: bool = False) -> dict:
@@ -191,7 +120,7 @@ class ContextHyperprior(GainedHyperprior):
         ``straight_through``, then the rounded one."""
         out = self.entropy_forward(self._transform(self.g_a, x), level)
         y_n = out.pop("rounded_n") if straight_through else out.pop("noisy_n")
-        out["x_hat"] = self._transform(self.g_s, self._refine(y_n, out.pop("mu_h_n")))
+        out["x_hat"] = self._transform(self.g_s, self.context.refine(y_n, out.pop("mu_h_n")))
         return out
 
     def entropy_forward(self, y: Tensor, level: Tensor, rounded: bool = False) -> dict:
@@ -207,80 +136,20 @@ class ContextHyperprior(GainedHyperprior):
         # context nets other hyper parameters in training than in coding)
         z_hat, z_likelihoods = self.entropy_bottleneck(z, training=False if rounded else None)
         mu_h, sigma_h = self._transform(self.h_s, z_hat).chunk(2, 1)
-        mask = torch.from_numpy(anchor_mask(*y.shape[2:])).to(y.device)
-        mus, sigmas, rounded_n = [], [], []
-        for (s, e), ctx in zip(group_bounds(self.groups), self.context):
-            g, ig = gain[:, s:e], inv_gain[:, s:e]
-            shared = ctx.features(self._hyper_n(mu_h[:, s:e], sigma_h[:, s:e], ig),
-                                  torch.cat(rounded_n, 1) if s else None)
-            mu_a, sig_a = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, None), g)
-            anchors_n = (_round_ste(y[:, s:e] - mu_a) + mu_a) * ig * mask
-            mu_n, sig_n = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, anchors_n), g)
-            mu, sigma = torch.where(mask, mu_a, mu_n), torch.where(mask, sig_a, sig_n)
-            rounded_n.append((_round_ste(y[:, s:e] - mu) + mu) * ig)
-            mus.append(mu)
-            sigmas.append(sigma)
-        mu, sigma = torch.cat(mus, 1), torch.cat(sigmas, 1)
-        rounded_n = torch.cat(rounded_n, 1)
-        gc = self.gaussian_conditional
-        if rounded:
-            y_likelihoods = gc._likelihood(_round_ste(y - mu) + mu, sigma, mu)
-            if gc.use_likelihood_bound:
-                y_likelihoods = gc.likelihood_lower_bound(y_likelihoods)
-            noisy_n = rounded_n
-        else:
-            y_noisy, y_likelihoods = gc(y, sigma, mu)
-            noisy_n = y_noisy * inv_gain
+        y_likelihoods, noisy_n, rounded_n = self.context.likelihoods(self, y, mu_h, sigma_h, gain, inv_gain, rounded)
         return {"likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "noisy_n": noisy_n,
                 "rounded_n": rounded_n, "mu_h_n": mu_h * inv_gain}
 
-    def _refine(self, y_n: Tensor, mu_h_n: Tensor) -> Tensor:
-        """ŷ_n + LRP, group by group (each sees the latent up to and including its group)."""
-        parts = []
-        for (s, e), ctx in zip(group_bounds(self.groups), self.context):
-            parts.append(y_n[:, s:e] + ctx.residual(mu_h_n[:, s:e], y_n[:, :e]))
-        return torch.cat(parts, 1)
-
-    # ---- coding -------------------------------------------------------------------------------
+    # ---- coding (the y codec does the passes, see latent_codecs) -------------------------------
     def prepare_inference(self) -> "ContextHyperprior":
         super().prepare_inference()
         self.g_a.to(memory_format=torch.channels_last)
         self.g_s.to(memory_format=torch.channels_last)
         return self
 
-    def load_state_dict(self, state_dict, strict: bool = True):  # noqa: D102
-        self.__dict__.pop("_context64", None)
-        return super().load_state_dict(state_dict, strict=strict)
-
-    def _context_float64(self) -> nn.ModuleList:
-        """A float64 copy of the context networks, made once (outside the state dict)."""
-        cached = self.__dict__.get("_context64")
-        if cached is None:
-            cached = copy.deepcopy(self.context).double().eval()
-            self.__dict__["_context64"] = cached
-        return cached
-
-    bitstream_minor = 3  # y coded pass by pass (SPEC §6.1, bitstream 1.3)
-
-    def y_coding_order(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """The coding core's name for y_order."""
-        return self.y_order(shape)
-
-    @torch.no_grad()
-    def decode_y_symbols(self, z_symbols: np.ndarray, level: float, read) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
-        """z symbols -> (y symbols [M, h, w], (ŷ_n, μh) for synthesis_input): the passes of decode_y,
-        each pass's symbols read from the stream by ``read(indexes)``."""
-        y_symbols, _, y_n, mu_h = self.decode_y(z_symbols, level, lambda k, sel, means, idx: read(idx))
-        return y_symbols, (y_n, mu_h)
-
     def y_order(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """Flat indexes of y [M, h, w] in coding order: for each group its anchors, then its
-        non-anchors; within a pass channel by channel, each in raster order."""
-        m, h, w = shape
-        flat = np.arange(m * h * w, dtype=np.int64).reshape(m, h, w)
-        mask = anchor_mask(h, w)
-        return np.concatenate([flat[s:e][:, sel].reshape(-1)
-                               for s, e in group_bounds(self.groups) for sel in (mask, ~mask)])
+        """Flat indexes of y [M, h, w] in coding order (the y codec's)."""
+        return self.context.order(shape)
 
     @torch.no_grad()
     def analyze_latent(self, x: Tensor) -> Tensor:
@@ -293,110 +162,16 @@ class ContextHyperprior(GainedHyperprior):
         return self.encode_latent(self.analyze_latent(x), level)
 
     @torch.no_grad()
-    def quantize(self, y_q: Tensor, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Scaled latent y_q and its z symbols -> z symbols, y symbols, y indexes (the passes of decode_y)."""
-        y64 = y_q[0].double().numpy()
-
-        def read(group: int, sel: np.ndarray, means: np.ndarray, indexes: np.ndarray) -> np.ndarray:
-            s, e = group_bounds(self.groups)[group]
-            return np.round(y64[s:e][:, sel] - means).astype(np.int32)
-
-        y_symbols, y_indexes, _, _ = self.decode_y(z_symbols, level, read)
-        return z_symbols, y_symbols, y_indexes
-
-    @torch.no_grad()
-    def decode_y(self, z_symbols: np.ndarray, level: float, read) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
-        """The coding loop both sides run. ``read(group, sel, means, indexes)`` returns the
-        int32 symbols [c, n] of one pass (the encoder rounds its latent; the decoder decodes
-        them from the stream with ``indexes``). Returns y symbols [M, h, w], y indexes
-        [M, h, w], the normalised latent ŷ_n and the hyper means μh (both [1, M, h, w] float64)."""
-        gain, inv_gain = (t.double() for t in self.gains(torch.tensor([float(level)])))
-        z_hat = torch.from_numpy(z_symbols).double()[None] + self._medians(torch.float64)
-        mu_h, sigma_h = self._h_s_float64()(z_hat).chunk(2, 1)
-        m, h, w = self.M, mu_h.shape[2], mu_h.shape[3]
-        table = self.gaussian_conditional.scale_table.double()
-        mask_np = anchor_mask(h, w)
-        mask = torch.from_numpy(mask_np)
-        y_symbols = np.zeros((m, h, w), np.int32)
-        y_indexes = np.zeros((m, h, w), np.int32)
-        y_n = torch.zeros(1, m, h, w, dtype=torch.float64)
-        for k, ((s, e), ctx) in enumerate(zip(group_bounds(self.groups), self._context_float64())):
-            g, ig = gain[:, s:e], inv_gain[:, s:e]
-            shared = ctx.features(self._hyper_n(mu_h[:, s:e], sigma_h[:, s:e], ig), y_n[:, :s] if s else None)
-            spatial_in = None
-            for sel_np, sel in ((mask_np, mask), (~mask_np, ~mask)):
-                mu, sigma = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, spatial_in), g)
-                mu_sel = mu[0][:, sel]  # [c, n]
-                idx = torch.bucketize(sigma[0][:, sel], table[:-1], right=False).to(torch.int32).numpy()
-                sym = read(k, sel_np, mu_sel.numpy(), idx)
-                y_symbols[s:e][:, sel_np] = sym
-                y_indexes[s:e][:, sel_np] = idx
-                y_n[0, s:e][:, sel] = (torch.from_numpy(sym).double() + mu_sel) * ig[0, :, :, 0]
-                spatial_in = y_n[:, s:e] * mask
-        return y_symbols, y_indexes, y_n, mu_h
-
-    def refinement(self, z_symbols: np.ndarray, level: float):
-        """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
-        refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, h, w], x_hat)``,
-        the passes of decode_y in float32 with ``round_fn`` rounding (or relaxing) each residual."""
-        gain, inv_gain = self.gains(torch.tensor([float(level)]))
-        with torch.no_grad():
-            z_hat = torch.from_numpy(z_symbols).float()[None] + self._medians()
-            mu_h, sigma_h = self.h_s(z_hat).chunk(2, 1)
-        mask = torch.from_numpy(anchor_mask(*mu_h.shape[2:]))
-
-        def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
-            bits, parts = [], []
-            for (s, e), ctx in zip(group_bounds(self.groups), self.context):
-                g, ig = gain[:, s:e], inv_gain[:, s:e]
-                shared = ctx.features(self._hyper_n(mu_h[:, s:e], sigma_h[:, s:e], ig),
-                                      torch.cat(parts, 1) if s else None)
-                mu_a, sig_a = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, None), g)
-                r_a = round_fn(y_q[:, s:e] - mu_a)
-                anchors_n = (r_a + mu_a) * ig * mask
-                mu_n, sig_n = self._corrected(mu_h[:, s:e], sigma_h[:, s:e], *ctx.params(shared, anchors_n), g)
-                mu = torch.where(mask, mu_a, mu_n)
-                r = torch.where(mask, r_a, round_fn(y_q[:, s:e] - mu_n))
-                bits.append(gaussian_bits(r, torch.where(mask, sig_a, sig_n)))
-                parts.append((r + mu) * ig)
-            y = self._refine(torch.cat(parts, 1), mu_h * inv_gain)
-            return torch.cat(bits, 1), self.g_s(y)
-
-        return terms
-
-    @torch.no_grad()
-    def synthesis_input(self, y_symbols: np.ndarray, state: tuple[Tensor, Tensor], level: float) -> Tensor:
-        """decode_y's (ŷ_n, μh) -> what the synthesis reads, [1, 2M, h, w] float32: ŷ_n and μh·inv_gain
-        (windows of it can be synthesised separately, see ``synthesis_margin``)."""
-        y_n, mu_h = state
-        _, inv_gain = self.gains(torch.tensor([float(level)]))
-        return torch.cat([y_n.float(), mu_h.float() * inv_gain], 1)
-
-    @torch.no_grad()
     def synthesize_input(self, latent: Tensor, level: float) -> Tensor:
-        """synthesis_input (or a window of it) -> LRP -> g_s -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
-        y_n, mu_h_n = latent.split(self.M, 1)
-        y = self._refine(y_n, mu_h_n)
+        """synthesis_input (or a window of it), [ŷ_n, μh·inv_gain] -> LRP -> g_s -> x_hat
+        [1, 3, 16h, 16w] clamped to [0, 1]."""
+        y = self.context.to_synthesis(latent)
         return self.g_s(y.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
 
     @torch.no_grad()
     def synthesize(self, y_n: Tensor, mu_h: Tensor, level: float) -> Tensor:
-        """ŷ_n and μh [1, M, h, w] (float64, from decode_y) -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
+        """ŷ_n and μh [1, M, h, w] (float64, from the decoder's passes) -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
         return self.synthesize_input(self.synthesis_input(None, (y_n, mu_h), level), level)
-
-
-class _RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return torch.round(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
-def _round_ste(x: Tensor) -> Tensor:
-    return _RoundSTE.apply(x)
 
 
 # ---- growth from the plain hyperprior (function-preserving) -------------------------------------

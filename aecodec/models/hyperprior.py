@@ -1,11 +1,13 @@
-"""What the image and audio models share: gained mean-scale hyperprior coding.
+"""What the image and audio models share: the gained hyperprior, holding a y codec.
 
 A subclass supplies the four transforms (g_a, g_s, h_a, h_s) for its signal
-(``spatial_dims`` 2 for images [B, C, H, W], 1 for audio [B, C, T]). This base
-owns the rest, identical for both modalities::
+(``spatial_dims`` 2 for images [B, C, H, W], 1 for audio [B, C, T]) and, if not
+the plain mean-scale one, its y codec (``latent_codecs``). This base owns the rest,
+identical for both modalities::
 
-    latent y ──×gain[q]──> y_q ──h_a──> z ──round──> ẑ ──h_s (float64)──> (μ, σ)
-    y_q ──round(·-μ)+μ──> ŷ_q ──×inv_gain[q]──> g_s
+    latent y ──×gain[q]──> y_q ──h_a──> z ──round──> ẑ ──h_s (float64)──> (μh, σh)
+    y_q, (μh, σh) ──y codec──> y symbols, indexes;  decoder: symbols ──y codec──> g_s input ──g_s
+    (MeanScaleY: ŷ_q = round(y_q − μh) + μh, g_s reads ŷ_q × inv_gain[q])
 
 Each quality level ``q`` owns a channel-wise gain vector (Cui et al., CVPR
 2021); fractional qualities interpolate geometrically. Rates come from
@@ -17,20 +19,22 @@ signals into integer symbols plus table indexes and back.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from aecodec import entropy
+from aecodec.models.latent_codecs import (  # noqa: F401 - scale names re-exported for importers
+    SCALES_LEVELS,
+    SCALES_MAX,
+    SCALES_MIN,
+    MeanScaleY,
+    gaussian_bits,
+    scale_table,
+)
 
-# Scale table of the GaussianConditional: CompressAI's 64 log-spaced scales.
-SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
-
-
-def scale_table() -> Tensor:
-    return torch.exp(torch.linspace(math.log(SCALES_MIN), math.log(SCALES_MAX), SCALES_LEVELS))
+MEAN_SCALE = MeanScaleY()
 
 
 class CodingTables(nn.Module):
@@ -72,9 +76,14 @@ class GainedHyperprior(nn.Module):
         levels: number of quality levels (one gain vector each).
         precision: bits of the quantized CDF tables used by the range coder.
         inference: entropy models as ``CodingTables`` (no CompressAI, cannot train; load weights).
+
+    The y codec (how y is coded given μh, σh; ``latent_codecs``) is the submodule named
+    ``Y_CODEC`` when a subclass has one with parameters (their prefix in the weights), else the
+    parameter-free ``MeanScaleY``.
     """
 
     spatial_dims = 2
+    Y_CODEC: str | None = None
 
     def __init__(self, N: int, M: int, levels: int, precision: int = 16, inference: bool = False):
         super().__init__()
@@ -157,7 +166,7 @@ class GainedHyperprior(nn.Module):
         self.__dict__.pop("_y_tables", None)
 
     def load_state_dict(self, state_dict, strict: bool = True):  # noqa: D102 - resizes table buffers first
-        for key in ("_h_s64", "_z_tables", "_y_tables"):
+        for key in ("_h_s64", "_context64", "_z_tables", "_y_tables"):
             self.__dict__.pop(key, None)
         if self.inference:
             return super().load_state_dict(state_dict, strict=strict)
@@ -218,25 +227,47 @@ class GainedHyperprior(nn.Module):
     @torch.no_grad()
     def quantize(self, y_q: Tensor, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scaled latent y_q (from scaled_latent, or refined at encode time) and the z symbols it is
-        coded with -> z symbols, y symbols round(y_q − μ), y indexes."""
-        indexes, means = self.hyper_decode(z_symbols)
-        y_symbols = torch.round(y_q.double() - means).to(torch.int32)[0].numpy()
+        coded with -> z symbols, y symbols, y indexes (the y codec's)."""
+        y_symbols, indexes = self.y_codec.quantize(self, y_q, z_symbols, level)
         return z_symbols, y_symbols, indexes
 
     # ---- what the coding core asks of a model (aecodec.coding) -------------------------------
-    # The container minor version this model's coded units need (0: the plain layout, SPEC §6).
-    bitstream_minor = 0
+    @property
+    def y_codec(self):
+        return MEAN_SCALE if self.Y_CODEC is None else self._modules[self.Y_CODEC]
+
+    @property
+    def bitstream_minor(self) -> int:
+        """The container minor version this model's coded units need (SPEC §6)."""
+        return self.y_codec.bitstream_minor
 
     def y_coding_order(self, shape: tuple[int, ...]):
-        """Flat indexes (or a slice) of y's symbols in the order they are coded: raster order."""
-        return slice(None)
+        """Flat indexes (or a slice) of y's symbols in the order they are coded."""
+        return self.y_codec.order(shape)
 
     @torch.no_grad()
-    def decode_y_symbols(self, z_symbols: np.ndarray, level: float | None, read) -> tuple[np.ndarray, Tensor]:
-        """z symbols -> (y symbols [M, ...], the means the synthesis adds to them), the y symbols
-        read from the stream by ``read(indexes) -> int32 symbols shaped like indexes``."""
-        indexes, means = self.hyper_decode(z_symbols)
-        return read(indexes), means
+    def decode_y_symbols(self, z_symbols: np.ndarray, level: float | None, read):
+        """z symbols -> (y symbols [M, ...], the decoding state ``synthesis_input`` reads), the y
+        symbols read from the stream by ``read(indexes) -> int32 symbols shaped like indexes``."""
+        return self.y_codec.decode(self, z_symbols, level, read)
+
+    @torch.no_grad()
+    def synthesis_input(self, y_symbols: np.ndarray, state, level: float) -> Tensor:
+        """Decoded y symbols + the decoding state -> what the synthesis reads, [1, C, ...] float32
+        (windows of it can be synthesised separately, see ``synthesis_margin``)."""
+        return self.y_codec.synthesis_input(self, y_symbols, state, level)
+
+    def refinement(self, z_symbols: np.ndarray, level: float):
+        """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
+        refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, ...], x_hat)``;
+        ``round_fn`` rounds or relaxes the residuals the coder codes."""
+        relaxed = self.y_codec.relaxed(self, z_symbols, level)
+
+        def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
+            bits, latent = relaxed(y_q, round_fn)
+            return bits, self.g_s(latent)
+
+        return terms
 
     def z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
         """EntropyBottleneck tables are per channel: index = channel number."""
@@ -271,15 +302,6 @@ class GainedHyperprior(nn.Module):
         """y symbols [M, ...] + means -> the unscaled latent ŷ [1, M, ...] (float32) for g_s."""
         _, inv_gain = self.gains(torch.tensor([float(level)]))
         return (torch.from_numpy(y_symbols).double()[None] + means).float() * inv_gain
-
-
-def gaussian_bits(residual: Tensor, sigma: Tensor) -> Tensor:
-    """Bits of each rounded-or-relaxed residual ŷ − μ under N(0, σ²) integrated over ±½ (the
-    GaussianConditional's likelihood, bounded below by 1e-9), differentiable."""
-    normal = torch.distributions.Normal(0.0, 1.0)
-    r = residual.abs()
-    p = normal.cdf((0.5 - r) / sigma) - normal.cdf((-0.5 - r) / sigma)
-    return -torch.log2(p.clamp_min(1e-9))
 
 
 def _tables(cdf: Tensor, lengths: Tensor, offsets: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aecodec.models.hyperprior import GainedHyperprior, gaussian_bits, scale_table  # noqa: F401 - scale_table re-exported
+from aecodec.models.hyperprior import GainedHyperprior, scale_table  # noqa: F401 - scale_table re-exported
 
 # Rate–distortion trade-off per quality level (loss = λ·255²·MSE + bpp): CompressAI's
 # eight MSE lambdas, preceded by two lower ones (each half the next) so that the
@@ -145,12 +145,6 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
         return self.encode_latent(self.analyze_latent(x), level)
 
     @torch.no_grad()
-    def synthesis_input(self, y_symbols: np.ndarray, means: Tensor, level: float) -> Tensor:
-        """Decoded y symbols [M, h, w] + means -> what g_s reads, [1, M, h, w] float32 (windows of it
-        can be synthesised separately, see ``synthesis_margin``)."""
-        return self.decode_latent(y_symbols, means, level)
-
-    @torch.no_grad()
     def synthesize_input(self, latent: Tensor, level: float) -> Tensor:
         """synthesis_input (or a window of it) [1, M, h, w] -> x_hat [1, 3, 16h, 16w] clamped to [0, 1]."""
         return self.g_s(latent.contiguous(memory_format=torch.channels_last)).contiguous().clamp_(0, 1)
@@ -159,19 +153,3 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
     def synthesize(self, y_symbols: np.ndarray, means: Tensor, level: float) -> Tensor:
         """y symbols [M, H, W] + means -> x_hat [1, 3, 16H, 16W] clamped to [0, 1]."""
         return self.synthesize_input(self.synthesis_input(y_symbols, means, level), level)
-
-    def refinement(self, z_symbols: np.ndarray, level: float):
-        """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
-        refinement (``aecodec.effort``): ``terms(y_q, round_fn) -> (bits [1, M, h, w], x_hat)``.
-        ẑ fixes μ and σ (σ as the coder's scale table gives it); ``round_fn`` rounds or relaxes
-        the residual y_q − μ, which is what the coder codes."""
-        indexes, means = self.hyper_decode(z_symbols)
-        mu = means.float()
-        sigma = self.gaussian_conditional.scale_table.float()[torch.from_numpy(indexes).long()][None]
-        _, inv_gain = self.gains(torch.tensor([float(level)]))
-
-        def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
-            r = round_fn(y_q - mu)
-            return gaussian_bits(r, sigma), self.g_s((mu + r) * inv_gain)
-
-        return terms
