@@ -31,6 +31,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from aecodec import container, content, entropy, envelope, registry
+from aecodec import effort as effort_mod
 from aecodec.coding import (
     decode_latents,
     encode_latents,
@@ -295,17 +296,21 @@ class RateWarning(UserWarning):
 
 def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None = None, *,
            quality: float | None = None, model=None, envelope_on: bool | None = None,
-           segment_seconds: float | None = None, threads: int | None = None) -> EncodeStats:
+           segment_seconds: float | None = None, threads: int | None = None, effort: int = 0,
+           progress=None) -> EncodeStats:
     """Stream an AudioSource into an aec file written chunk by chunk to fileobj.
 
     ``envelope_on``: send the band-energy envelope (None: wherever it is defined, both shipped models).
     ``segment_seconds``: length of the independently coded segments (default SEGMENT_SECONDS).
     ``threads``: segments coded side by side (default ``coding.CODING_THREADS``, else one per CPU);
-    the bytes are the same for every value."""
+    the bytes are the same for every value. ``effort`` 0..9: encode time spent refining each
+    segment's latents for fewer bits (``aecodec.effort``; same decoder); ``progress(n)`` is called
+    as refinement steps finish."""
     import torch
 
     if kbps is not None and quality is not None:
         raise InputError("give a bitrate or a quality, not both")
+    effort = effort_mod.check_effort(effort)
     if kbps is not None and not (isinstance(kbps, (int, float)) and math.isfinite(kbps) and 0 < kbps <= 1000):
         raise InputError(f"bitrate must be in (0, 1000] kbps, got {kbps!r}")
     choice = choose(source, kbps, model)
@@ -356,7 +361,12 @@ def encode(source: audio_io.AudioSource, fileobj: BinaryIO, kbps: float | None =
             for c in range(source.channels):
                 x = torch.from_numpy(np.ascontiguousarray(seg[:, c]))[None, None]
                 with single_threaded_torch():
-                    z_sym, y_sym, y_idx = net.analyze(x, level)
+                    if effort:
+                        y_q, z_sym = net.scaled_latent(net.g_a(x), level)
+                        y_q = effort_mod.refine_latent(net, x, y_q, z_sym, level, effort, progress=progress)
+                        z_sym, y_sym, y_idx = net.quantize(y_q, z_sym, level)
+                    else:
+                        z_sym, y_sym, y_idx = net.analyze(x, level)
                 latents.append(encode_latents(net, z_sym, y_sym, y_idx, precision, _key(i, c)))
                 if with_envelope:
                     envelopes.append(envelope.encode(seg[:, c], net.sample_rate, env_name))
@@ -409,11 +419,11 @@ class _CountingWriter:
 
 def compress(data: np.ndarray, samplerate: int, kbps: float | None = None, *, quality: float | None = None,
              model=None, envelope_on: bool | None = None, segment_seconds: float | None = None,
-             threads: int | None = None) -> bytes:
+             threads: int | None = None, effort: int = 0) -> bytes:
     """(frames, channels) or (frames,) int/float array -> aec bytes (options as encode's)."""
     buf = io.BytesIO()
     encode(audio_io.array_source(data, samplerate), buf, kbps, quality=quality, model=model, envelope_on=envelope_on,
-           segment_seconds=segment_seconds, threads=threads)
+           segment_seconds=segment_seconds, threads=threads, effort=effort)
     return buf.getvalue()
 
 

@@ -284,9 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="audio: do not send the band-energy envelope (on by default; ~1.4 kbps per channel of speech)")
     enc.add_argument("--target-bpp", type=float, default=None, metavar="B", help="highest quality with at most B bits per pixel")
     enc.add_argument("--effort", type=int, default=0, metavar="0-9",
-                     help="images: encode time spent to save bits (default 0: the plain encoder, fastest; higher "
+                     help="encode time spent to save bits (default 0: the plain encoder, fastest; higher "
                           "efforts refine the latents, smaller files at the same quality; 9 takes minutes per "
-                          "photo). Decoding is unchanged")
+                          "photo, and audio runs slower than real time from effort 1). Decoding is unchanged")
     enc.add_argument("--tile", type=int, default=None,
                      help="images: tile size in pixels (multiple of 64, 64..1024; default 1024): a memory bound "
                           "only, tiles are synthesised with overlap and do not show")

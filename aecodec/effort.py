@@ -4,11 +4,13 @@
     repeat steps(effort) times, the model frozen (Adam on y_q only):
         ŷ = μ + soft_round(y_q − μ, τ)     stochastic Gumbel annealing (Yang, Bamler & Mandt,
                                            "Improving Inference for Neural Image Compression", 2020)
-        cost = bits(ŷ) / pixels + λ(level)·255²·MSE(g_s(ŷ), x)     the model's training loss
+        cost = net.refinement_loss(x, level)(bits(ŷ), g_s(ŷ))
+             images: bits / pixels + λ(level)·255²·MSE (the training loss);
+             audio:  kbps + AUDIO_LAMBDA·D, D the training's spectral distortion
     y symbols = round(y_q − μ), coded exactly as the default encoder codes its own
 
-The model supplies the differentiable cost (``net.refinement(z_symbols, level)``), so this
-works for any image model that implements it. The encoder keeps the refined latent only if its
+The model supplies the differentiable terms (``net.refinement(z_symbols, level)``, from its y
+codec) and the loss, so this works for any model that has them (image tiles, audio segments). The encoder keeps the refined latent only if its
 hard-rounded cost is below the starting one, so an effort never makes the estimate worse.
 Results depend on the input, the effort and the torch thread count (the seed is fixed).
 """
@@ -68,7 +70,8 @@ def refine_latent(net, x, y_q, z_symbols: np.ndarray, level: float, effort: int,
                   progress: Callable[[int], None] | None = None, cancel: threading.Event | None = None,
                   steps: int | None = None, lr: float = LEARNING_RATE, tau: tuple[float, float] = (TAU_START, TAU_END),
                   lr_floor: float = LR_FLOOR):
-    """Scaled latent y_q [1, M, h, w] of the tile x [1, 3, 16h, 16w] (in [0, 1]) -> the refined y_q.
+    """Scaled latent y_q [1, M, ...] of the tile or segment x (image [1, 3, 16h, 16w] in [0, 1],
+    audio [1, 1, T]) -> the refined y_q, for the model's ``refinement_loss``.
 
     ``progress(n)`` is called after each step; ``cancel`` (set by another thread) stops the loop
     with ``Cancelled``. ``steps``, ``lr``, ``tau``: override the effort's schedule (experiments)."""
@@ -77,14 +80,11 @@ def refine_latent(net, x, y_q, z_symbols: np.ndarray, level: float, effort: int,
     steps = EFFORT_STEPS[effort] if steps is None else steps
     if not steps:
         return y_q
-    lam = rd_lambda(net.lambdas, level) * 255.0**2
-    pixels = x.shape[2] * x.shape[3]
-    x = x.float()
+    objective = net.refinement_loss(x, level)
     terms = net.refinement(z_symbols, level)
 
     def cost(latent, round_fn):
-        bits, x_hat = terms(latent, round_fn)
-        return bits.sum() / pixels + lam * torch.mean((x_hat - x) ** 2)
+        return objective(*terms(latent, round_fn))
 
     start = y_q.detach().float()
     y = start.clone().requires_grad_(True)

@@ -41,8 +41,9 @@ def _not_for(args, options: dict[str, bool], kind: str, warnings_out: list) -> N
 
 
 @contextmanager
-def effort_progress(args, tiles: int):
-    """A progress bar of refinement steps (tqdm, stderr) for --effort on a terminal, else None."""
+def effort_progress(args, tiles: int | None):
+    """A progress bar of refinement steps (tqdm, stderr) for --effort on a terminal, else None
+    (no total when the number of refined units is not known ahead: audio segments, --target-bpp)."""
     if not args.effort or args.quiet or args.json or not sys.stderr.isatty():
         yield None
         return
@@ -51,7 +52,7 @@ def effort_progress(args, tiles: int):
     from aecodec.effort import EFFORT_STEPS
 
     lock = threading.Lock()
-    total = None if args.target_bpp is not None else EFFORT_STEPS[args.effort] * tiles
+    total = None if args.target_bpp is not None or tiles is None else EFFORT_STEPS[args.effort] * tiles
     with tqdm(total=total, unit="step", desc=f"effort {args.effort}", file=sys.stderr, leave=False) as bar:
         def progress(n: int) -> None:
             with lock:
@@ -132,7 +133,7 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
         raise UsageError("--target-bpp is for images; audio takes -b KBPS or -q 1..3")
     notes: list[str] = []
     _not_for(args, {"--psnr": args.psnr, "--tile": args.tile is not None,
-                    "--independent-tiles": args.independent_tiles, "--effort": bool(args.effort)}, "audio", notes)
+                    "--independent-tiles": args.independent_tiles}, "audio", notes)
     source = audio_io.open_audio(raw if raw is not None else job.src)
     try:
         choice = audio.choose(source, args.bitrate, args.model)  # named, else by channels, bitrate, content
@@ -145,9 +146,11 @@ def encode_audio_job(job: Job, raw: bytes | None, args) -> dict:
             source.tags = {}
         t0 = time.perf_counter()  # after the model is loaded: the real-time factor is the coding's
         stats: list = []
-        write_atomically(job.dst, lambda f: stats.append(
-            audio.encode(source, f, args.bitrate, quality=args.quality, model=loaded,
-                         envelope_on=False if args.no_envelope else None)), args.force)
+        with effort_progress(args, None) as progress:
+            write_atomically(job.dst, lambda f: stats.append(
+                audio.encode(source, f, args.bitrate, quality=args.quality, model=loaded,
+                             envelope_on=False if args.no_envelope else None, effort=args.effort,
+                             progress=progress)), args.force)
     finally:
         source.close()
     st = stats[0]

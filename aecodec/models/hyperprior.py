@@ -19,6 +19,7 @@ signals into integer symbols plus table indexes and back.
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -256,6 +257,16 @@ class GainedHyperprior(nn.Module):
         """Decoded y symbols + the decoding state -> what the synthesis reads, [1, C, ...] float32
         (windows of it can be synthesised separately, see ``synthesis_margin``)."""
         return self.y_codec.synthesis_input(self, y_symbols, state, level)
+
+    def refinement_loss(self, x: Tensor, level: float):
+        """The cost refinement lowers for input x, ``loss(bits, x_hat) -> scalar``: the λ-trained
+        models' training loss, bits per pixel + λ(level)·255²·MSE (λ interpolated geometrically
+        between the levels' ``lambdas``). Models trained otherwise override it."""
+        logs = np.log(np.asarray(self.lambdas, np.float64))
+        lam = float(np.exp(np.interp(level, np.arange(len(logs)), logs))) * 255.0**2
+        pixels = math.prod(x.shape[2:])
+        x = x.float()
+        return lambda bits, x_hat: bits.sum() / pixels + lam * torch.mean((x_hat - x) ** 2)
 
     def refinement(self, z_symbols: np.ndarray, level: float):
         """The differentiable cost of a scaled latent coded with these z symbols, for encode-time
