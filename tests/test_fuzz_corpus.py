@@ -1,6 +1,6 @@
 """Regression tests from fuzzing: replay the committed corpus (tests/fuzz_corpus/) through the
 container parser, full image decoding and full audio decoding, and run short fuzzes of the same
-harness (benchmarks/fuzz.py, whose long runs are in benchmarks/results/fuzz/).
+harness (aecodec.fuzz, run by benchmarks/fuzz.py, whose long runs are in benchmarks/results/fuzz/).
 
 Each corpus file belongs to one run (target set: "container,image" or "audio") and records the
 outcome class of each of its targets: "ok" or the AecError subclass. Image and audio outcomes
@@ -16,16 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks import fuzz
+from aecodec import container, fuzz
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 CORPUS = Path(__file__).parent / "fuzz_corpus"
+VECTORS = Path(__file__).resolve().parents[1] / "bitstream" / "vectors"  # seed files of the container and audio targets
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 RUNS = MANIFEST["runs"]  # target set -> generated_by, targets, tiny_model_weights (per target)
 MODEL_MATCHES = {(key, t): fuzz.model_weights(t) == run["tiny_model_weights"].get(t)
                  for key, run in RUNS.items() for t in run["targets"]}  # container: None == None
-POOL = fuzz.build_pool(["container", "image"])  # the seed files, made with the tiny models
-AUDIO_POOL = fuzz.build_pool(["audio"])
+POOL = fuzz.build_pool(["container", "image"], VECTORS)  # the seed files, made with the tiny models
+AUDIO_POOL = fuzz.build_pool(["audio"], VECTORS)
 
 
 def regenerate(key: str) -> str:
@@ -102,7 +103,7 @@ def test_forged_big_tile_is_refused_from_the_header():
     """Found by the fuzzer (seed 0, case 94664, 37 KB): 65535×2730 pixels in tiles of 4096 with one
     forged TILE made the decoder reserve a 512 MiB canvas plus the synthesis of a 4096-pixel tile
     (several GB with the shipped model). The header's tile is now bounded before anything is allocated."""
-    from aecodec import codec, container
+    from aecodec import codec
     from aecodec.errors import HeaderError
 
     seed = next(s for s in POOL if s.name == "rgb-72x40-q5")
@@ -125,7 +126,7 @@ def test_deeply_nested_tags_are_a_format_error():
     from aecodec.errors import FormatError
 
     seed = _audio_seed()
-    data = fuzz.pack_raw(fuzz.container.canonical_json(seed.header), [("TAGS", b"[" * 3000)] + seed.chunks)
+    data = fuzz.pack_raw(container.canonical_json(seed.header), [("TAGS", b"[" * 3000)] + seed.chunks)
     with pytest.raises(FormatError, match="TAGS"):
         audio.decompress(data, model=fuzz.audio_model())
 
@@ -136,7 +137,7 @@ def test_forged_long_segments_at_768khz_stay_under_1gib():
     declare) upsampled 48× to 768 kHz make 25 M output frames per segment, held several times over
     (resampler output, mid/side, clip, the list of blocks, the final concatenation): five forged
     SEGM chunks (11.8 KB) needed over 1 GiB in audio.decompress."""
-    from aecodec import audio, codec
+    from aecodec import audio
     from aecodec.errors import AecError
 
     seed = _audio_seed()
@@ -146,14 +147,13 @@ def test_forged_long_segments_at_768khz_stay_under_1gib():
     geo = audio.Geometry(5 * segment, segment, fuzz.ALIGN, fuzz.ALIGN)
     net = fuzz.audio_model().net
     chunks = [("SEGM", fuzz.forge_segment(net, k, geo.coded_length(k), 1)) for k in range(geo.count)]
-    data = fuzz.pack_raw(fuzz.container.canonical_json(header), chunks)
+    data = fuzz.pack_raw(container.canonical_json(header), chunks)
     assert len(data) < 20_000
     saved = resource.getrlimit(resource.RLIMIT_AS)
     memory = fuzz.CaseMemory(fuzz.MEMORY_HEADROOM)  # address space + 1 GiB, as in a fuzz worker
     memory.before()
     try:
-        with fuzz._sequential_tiles(codec):
-            samples, _ = audio.decompress(data, model=fuzz.audio_model())
+        samples, _ = audio.decompress(data, model=fuzz.audio_model(), threads=1)  # segments one by one, as a worker
         assert samples.shape == (5 * segment * 48, 1)
     except AecError:
         pass  # a LimitError is a fine answer too

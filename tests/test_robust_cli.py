@@ -294,7 +294,7 @@ def dec_huge_integer_in_header(d, aec):
     data = forge(aec)
     header, chunks = container.unpack(data)
     body = container.canonical_json(header).replace(b'"tile":1024', b'"tile":' + b"9" * 5000)
-    from benchmarks.fuzz import pack_raw
+    from aecodec.fuzz import pack_raw
 
     return pack_raw(body, chunks), "x.png", ("error", 1, "header")
 
