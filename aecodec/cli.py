@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "photo, and audio runs slower than real time from effort 1). Decoding is unchanged")
     enc.add_argument("--tile", type=int, default=None,
                      help="images: tile size in pixels (multiple of 64, 64..1024; default 1024): a memory bound "
-                          "only, tiles are synthesised with overlap and do not show")
+                          "only: tiles share ẑ and are synthesised with overlap, so they do not show")
     enc.add_argument("--independent-tiles", action="store_true",
                      help="images: code each tile alone, as aecodec <= 0.2 did (its decoders read the file; "
                           "tile borders can show)")

@@ -156,25 +156,39 @@ def encode_latents(net, z_sym: np.ndarray, y_sym: np.ndarray, y_idx: np.ndarray,
     return LATENT_HEAD.pack(len(z_data), len(y_data), symbols_crc(key, z_sym, y_sym)) + z_data + y_data
 
 
-def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int, key: int, what: str = "tile",
-                   level: float | None = None):
-    """The mirror of encode_latents -> (y symbols, the model's decoding state: what its synthesis
-    reads besides the symbols, see ``net.decode_y_symbols``; ``level`` is the 0-based quality
-    level, needed by models whose y parameters depend on it); a desync raises CorruptStreamError."""
+def _latent_parts(payload: bytes, what: str) -> tuple[bytes, bytes, int]:
+    """A unit's payload -> (z data, y data, symbol crc), the sizes checked."""
     if len(payload) < LATENT_HEAD.size:
         raise FormatError(f"{what} payload shorter than its header")
     z_len, y_len, crc = LATENT_HEAD.unpack_from(payload)
     if LATENT_HEAD.size + z_len + y_len != len(payload):
         raise FormatError(f"{what} payload sizes do not add up")
-    z_data = payload[LATENT_HEAD.size : LATENT_HEAD.size + z_len]
-    y_data = payload[LATENT_HEAD.size + z_len :]
+    return payload[LATENT_HEAD.size : LATENT_HEAD.size + z_len], payload[LATENT_HEAD.size + z_len :], crc
+
+
+def decode_z(net, payload: bytes, z_shape: tuple[int, ...], precision: int, what: str = "tile") -> np.ndarray:
+    """A unit's z symbols alone (tiles that share ẑ need every tile's before any y, SPEC §6.3)."""
+    z_data, _, _ = _latent_parts(payload, what)
+    try:
+        return entropy.decode(z_data, net.z_indexes(z_shape), net.z_tables(), precision=precision)
+    except FormatError as exc:
+        raise CorruptStreamError(f"{what} does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None
+
+
+def decode_latents(net, payload: bytes, z_shape: tuple[int, ...], precision: int, key: int, what: str = "tile",
+                   level: float | None = None, hyper=None):
+    """The mirror of encode_latents -> (y symbols, the model's decoding state: what its synthesis
+    reads besides the symbols, see ``net.decode_y_symbols``; ``level`` is the 0-based quality
+    level, needed by models whose y parameters depend on it); a desync raises CorruptStreamError.
+    ``hyper``: the y codec's hyper input (a ``ZWindow`` when tiles share ẑ), else the unit's own z."""
+    z_data, y_data, crc = _latent_parts(payload, what)
     # The chunk CRC has already vouched for the bytes: a failure to decode them
     # means the decoder's model disagrees with the encoder's (or a forged file).
     try:
         z_sym = entropy.decode(z_data, net.z_indexes(z_shape), net.z_tables(), precision=precision)
         stream = entropy.StreamDecoder(y_data, net.y_tables(), precision=precision)
         with single_threaded_torch():
-            y_sym, state = net.decode_y_symbols(z_sym, level, stream.decode)
+            y_sym, state = net.decode_y_symbols(z_sym if hyper is None else hyper, level, stream.decode)
         stream.finish()
     except FormatError as exc:
         raise CorruptStreamError(f"{what} does not decode (corrupt data or encoder/decoder desynchronised): {exc}") from None

@@ -7,8 +7,8 @@
     decompress(data) / decompress_image         the mirror; the symbols' CRC catches a desync
     write(file, image, quality) / read(file)    the same on files; read_info(data): the header
 
-Each tile is a chunk (memory stays bounded for large photos); several tiles are synthesised
-through overlapping windows of the whole latent (SPEC §6.2). Models come from the registry unless
+Each tile is a chunk (memory stays bounded for large photos); several tiles share the whole
+image's ẑ (SPEC §6.3) and are synthesised through overlapping windows of the whole latent (§6.2). Models come from the registry unless
 ``model=`` passes a LoadedModel. The coding core (latents <-> payloads, threads) is
 ``aecodec.coding``.
 """
@@ -29,6 +29,7 @@ from aecodec import container, effort as effort_mod, entropy, registry
 from aecodec.coding import (
     coding_workers,
     decode_latents,
+    decode_z,
     encode_latents,
     int_field,
     level_for,
@@ -44,6 +45,7 @@ from aecodec.coding import (
 from aecodec.errors import FormatError, HeaderError, InputError, LimitError
 from aecodec.io import icc as image_icc
 from aecodec.io import image as image_io
+from aecodec.models.windows import ZWindow
 
 DEFAULT_TILE = 1024
 # Largest tile: decoding one tile needs ~10 activations of N × tile²/4 floats, about
@@ -81,55 +83,129 @@ def _window(lo: int, hi: int, margin: int, limit: int) -> tuple[int, int]:
     return max(0, lo - margin), min(limit, hi + margin)
 
 
-def encode_tile(loaded: registry.LoadedModel, rgb: np.ndarray, box: tuple[int, int, int, int], level: float,
-                precision: int, tile_index: int, overlapped: bool = False, effort: int = 0, refine_threads: int = 1,
-                progress=None, cancel: threading.Event | None = None) -> bytes:
-    """Tile ``box`` = (x, y, w, h) of the padded image ``rgb`` -> TILE payload.
+def _pixels(a: np.ndarray):
+    """uint8 [h, w, 3] -> float [1, 3, h, w] in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def analyze_tile(loaded: registry.LoadedModel, rgb: np.ndarray, box: tuple[int, int, int, int], level: float,
+                 overlapped: bool = False):
+    """Tile ``box`` = (x, y, w, h) of the padded image ``rgb`` -> (scaled latent y_q, z symbols).
 
     ``overlapped``: the analysis also sees ``net.analysis_margin`` latent cells of pixels around the
-    tile, so the tile's latent is the one a whole-image analysis gives (SPEC §6.2). ``effort`` > 0
-    refines the scaled latent for the rate–distortion cost (``aecodec.effort``) on
-    ``refine_threads`` torch threads before it is coded."""
+    tile, so the tile's latent is the one a whole-image analysis gives (SPEC §6.2)."""
     import torch
 
     net = loaded.net
     x, y, tw, th = box
     m = 16 * net.analysis_margin if overlapped else 0
     x0, x1 = _window(x, x + tw, m, rgb.shape[1])
-
-    def tensor(a: np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div_(255.0)
-
     with torch.no_grad(), single_threaded_torch():
         if overlapped:  # in parts of SYNTHESIS_ROWS rows, each with its margin: bounded memory
             parts = []
             for top in range(y, y + th, SYNTHESIS_ROWS):
                 bottom = min(top + SYNTHESIS_ROWS, y + th)
                 a0, a1 = _window(top, bottom, m, rgb.shape[0])
-                part = net.analyze_latent(tensor(rgb[a0:a1, x0:x1]))
+                part = net.analyze_latent(_pixels(rgb[a0:a1, x0:x1]))
                 parts.append(part[:, :, (top - a0) // 16 : (bottom - a0) // 16, (x - x0) // 16 : (x - x0 + tw) // 16])
             latent = torch.cat(parts, 2).contiguous()
         else:
-            latent = net.analyze_latent(tensor(rgb[y : y + th, x : x + tw]))
-        y_q, z_sym = net.scaled_latent(latent, level)
+            latent = net.analyze_latent(_pixels(rgb[y : y + th, x : x + tw]))
+        return net.scaled_latent(latent, level)
+
+
+def code_tile(loaded: registry.LoadedModel, rgb: np.ndarray, box: tuple[int, int, int, int], y_q, z_sym: np.ndarray,
+              level: float, precision: int, tile_index: int, hyper: ZWindow | None = None, effort: int = 0,
+              refine_threads: int = 1, progress=None, cancel: threading.Event | None = None) -> bytes:
+    """The tile's scaled latent and z symbols (analyze_tile) -> TILE payload.
+
+    ``hyper``: the tile's window of the whole image's ẑ when tiles share it (SPEC §6.3), else its
+    own z sets μ and σ. ``effort`` > 0 refines y_q for the rate–distortion cost (``aecodec.effort``)
+    on ``refine_threads`` torch threads before it is coded."""
+    import torch
+
+    net = loaded.net
+    hyper_in = z_sym if hyper is None else hyper
     if effort:
-        pixels = tensor(rgb[y : y + th, x : x + tw])
+        x, y, tw, th = box
         with torch_threads(refine_threads):
-            y_q = effort_mod.refine_latent(net, pixels, y_q, z_sym, level, effort, progress=progress,
-                                           cancel=cancel)
+            y_q = effort_mod.refine_latent(net, _pixels(rgb[y : y + th, x : x + tw]), y_q, hyper_in, level, effort,
+                                           progress=progress, cancel=cancel)
     with torch.no_grad(), single_threaded_torch():
-        z_sym, y_sym, y_idx = net.quantize(y_q, z_sym, level)
+        _, y_sym, y_idx = net.quantize(y_q, hyper_in, level)
     return encode_latents(net, z_sym, y_sym, y_idx, precision, tile_index)
 
 
+def encode_tile(loaded: registry.LoadedModel, rgb: np.ndarray, box: tuple[int, int, int, int], level: float,
+                precision: int, tile_index: int, overlapped: bool = False, effort: int = 0, refine_threads: int = 1,
+                progress=None, cancel: threading.Event | None = None) -> bytes:
+    """Tile ``box`` of the padded image -> TILE payload, with its own ẑ (analyze_tile, code_tile)."""
+    y_q, z_sym = analyze_tile(loaded, rgb, box, level, overlapped)
+    return code_tile(loaded, rgb, box, y_q, z_sym, level, precision, tile_index, effort=effort,
+                     refine_threads=refine_threads, progress=progress, cancel=cancel)
+
+
+def whole_latent(loaded: registry.LoadedModel, rgb: np.ndarray, grid: list[tuple[int, int, int, int]], level: float,
+                 margin: int, workers: int | None = None, cancel: threading.Event | None = None):
+    """The padded image's tiles, analysed with their margins -> the whole image's scaled latent
+    y_q [1, M, H/16, W/16] and ẑ symbols [N, H/64, W/64]. Each tile's ẑ is h_a of the window of
+    y_q that extends the tile by ``margin`` ẑ cells (h_a's reach is 7 latent cells), so it is the
+    ẑ a whole-image analysis gives; memory: y_q, M floats per 16 × 16 pixels (3 MB per 1024² tile)."""
+    import torch
+
+    net = loaded.net
+    h, w = rgb.shape[:2]
+    y_map = None
+    # (the pool runs to its end: a consumer that stops early cancels it)
+    for i, (y_q, _) in enumerate(parallel_map(lambda b: analyze_tile(loaded, rgb, b, level, overlapped=True), grid,
+                                              workers, cancel)):
+        if y_map is None:
+            y_map = torch.empty(1, y_q.shape[1], h // 16, w // 16)
+        x, y, tw, th = grid[i]
+        y_map[:, :, y // 16 : (y + th) // 16, x // 16 : (x + tw) // 16] = y_q
+
+    def z_of(box):
+        x, y, tw, th = box
+        r0, r1 = _window(y // 64, (y + th) // 64, margin, h // 64)
+        c0, c1 = _window(x // 64, (x + tw) // 64, margin, w // 64)
+        with torch.no_grad(), single_threaded_torch():
+            z = net.z_symbols(y_map[:, :, 4 * r0 : 4 * r1, 4 * c0 : 4 * c1].contiguous())
+        return z[:, y // 64 - r0 : (y + th) // 64 - r0, x // 64 - c0 : (x + tw) // 64 - c0]
+
+    return y_map, z_map(grid, list(parallel_map(z_of, grid, workers, cancel)))
+
+
+def z_map(grid: list[tuple[int, int, int, int]], z_tiles: list[np.ndarray]) -> np.ndarray:
+    """Every tile's z symbols [N, th/64, tw/64] -> the whole image's ẑ symbols [N, H/64, W/64]."""
+    x1, y1 = grid[-1][0] + grid[-1][2], grid[-1][1] + grid[-1][3]
+    out = np.zeros((z_tiles[0].shape[0], y1 // 64, x1 // 64), np.int32)
+    for (x, y, tw, th), z in zip(grid, z_tiles):
+        out[:, y // 64 : (y + th) // 64, x // 64 : (x + tw) // 64] = z
+    return out
+
+
+def z_window(zmap: np.ndarray, box: tuple[int, int, int, int], margin: int) -> ZWindow:
+    """Tile ``box``'s hyper input when tiles share ẑ (SPEC §6.3): the window of the whole ẑ that
+    extends the tile by ``margin`` z cells (clipped to the image), and the tile's y cells in it."""
+    x, y, tw, th = box
+    r0, _ = _window(y // 64, (y + th) // 64, margin, zmap.shape[1])
+    c0, _ = _window(x // 64, (x + tw) // 64, margin, zmap.shape[2])
+    r1 = min(zmap.shape[1], (y + th) // 64 + margin)
+    c1 = min(zmap.shape[2], (x + tw) // 64 + margin)
+    return ZWindow(np.ascontiguousarray(zmap[:, r0:r1, c0:c1]), (4 * (y // 64 - r0), 4 * (x // 64 - c0), th // 16, tw // 16))
+
+
 def decode_tile_latent(loaded: registry.LoadedModel, payload: bytes, tw: int, th: int, level: float,
-                       precision: int, tile_index: int):
-    """TILE payload -> the tile's synthesis input [1, C, th/16, tw/16] (see the model's synthesis_input)."""
+                       precision: int, tile_index: int, hyper: ZWindow | None = None):
+    """TILE payload -> the tile's synthesis input [1, C, th/16, tw/16] (see the model's synthesis_input);
+    ``hyper``: its window of the shared ẑ (SPEC §6.3)."""
     import torch
 
     net = loaded.net
     y_sym, state = decode_latents(net, payload, (net.N, th // 64, tw // 64), precision, tile_index, "TILE chunk",
-                                  level)
+                                  level, hyper)
     with torch.no_grad(), single_threaded_torch():
         return net.synthesis_input(y_sym, state, level)
 
@@ -155,8 +231,8 @@ def compress_image(image, quality: float = DEFAULT_QUALITY, *, model=None, tile:
                    progress=None, threads: int | None = None) -> bytes:
     """PIL image or uint8 array (H×W, H×W×3, H×W×4) -> aec bytes. quality: 1 (smallest) .. 10, fractional allowed.
 
-    ``tile`` bounds memory; images larger than one tile are synthesised through overlapping
-    windows, so tiles do not show (bitstream 1.4). ``independent_tiles``: code and synthesise
+    ``tile`` bounds memory; images larger than one tile share ẑ and are synthesised through
+    overlapping windows, so tiles do not show (bitstream 1.5). ``independent_tiles``: code and synthesise
     each tile alone instead, as releases up to 0.2 did (readable by their decoders; seams can show).
 
     ``effort`` 0 (default, fastest) … 9: refine each tile's latent for the rate–distortion cost
@@ -205,23 +281,36 @@ def write_image(fileobj: BinaryIO, image, quality: float = DEFAULT_QUALITY, *, m
     level = level_for(quality)
     rgb = _pad(planes.rgb, IMAGE_ALIGN)
     grid = tile_grid(width, height, tile)
-    # several tiles: synthesised through overlapping windows of the whole latent (SPEC §6.2, 1.4),
-    # so tile borders do not show; one tile is the plain layout. Context models' tiles are §6.1 (1.3).
+    # several tiles: synthesised through overlapping windows of the whole latent (SPEC §6.2) and
+    # sharing ẑ, each tile's μ, σ from a window of the whole image's ẑ (§6.3, 1.5), so neither the
+    # picture nor the prediction changes at a tile border; one tile is the plain layout (context
+    # models' tiles are §6.1, 1.3)
     overlap = loaded.net.synthesis_margin if len(grid) > 1 and not independent_tiles else 0
+    hyper_overlap = loaded.net.hyper_margin if overlap else 0
     if overlap:
         header["image"]["overlap"] = overlap
-    minor = 4 if overlap else loaded.net.bitstream_minor
-    flags = container.FLAG_OVERLAPPED_TILES if overlap else 0
+        header["image"]["hyper_overlap"] = hyper_overlap
+    minor = 5 if overlap else loaded.net.bitstream_minor
+    flags = container.FLAG_OVERLAPPED_TILES | container.FLAG_SHARED_HYPER if overlap else 0
     workers = coding_workers(threads)
     # refinement of fewer tiles than cores shares the cores out (other coding stays one thread per tile)
     refine_threads = max(1, workers // min(len(grid), workers))
     cancel = threading.Event()
     minor = max(minor, image_icc.minor_for(planes.icc))  # an ICCN chunk is 1.3 (SPEC §3.1)
     with container.ContainerWriter(fileobj, header, minor=minor, flags=flags) as writer:
+        if overlap:  # the whole image's y_q and ẑ first, then each tile coded with its ẑ window
+            y_map, zmap = whole_latent(loaded, rgb, grid, level, hyper_overlap, workers, cancel)
+
         def one(item):
             i, box = item
-            return encode_tile(loaded, rgb, box, level, precision, i, overlapped=bool(overlap), effort=effort,
-                               refine_threads=refine_threads, progress=progress, cancel=cancel)
+            if not overlap:
+                return encode_tile(loaded, rgb, box, level, precision, i, effort=effort,
+                                   refine_threads=refine_threads, progress=progress, cancel=cancel)
+            x, y, tw, th = box
+            y_q = y_map[:, :, y // 16 : (y + th) // 16, x // 16 : (x + tw) // 16].contiguous()
+            z_sym = np.ascontiguousarray(zmap[:, y // 64 : (y + th) // 64, x // 64 : (x + tw) // 64])
+            return code_tile(loaded, rgb, box, y_q, z_sym, level, precision, i, z_window(zmap, box, hyper_overlap),
+                             effort, refine_threads, progress, cancel)
 
         for payload in parallel_map(one, enumerate(grid), workers, cancel):
             writer.add_chunk("TILE", payload)
@@ -311,6 +400,7 @@ class ImageInfo:
     quality: float
     model: registry.ModelVariant | None
     overlap: int = 0  # latent cells of overlap between synthesis windows; 0: independent tiles (SPEC §6.2)
+    hyper_overlap: int = 0  # ẑ cells each tile's h_s window extends it by; 0: tile-local ẑ (SPEC §6.3)
 
 
 # Largest synthesis overlap a file may ask for: one neighbouring tile row (at least 4 cells tall)
@@ -343,8 +433,11 @@ def parse_image_header(header: dict) -> ImageInfo:
     if img.get("coded_channels") != 3:
         raise HeaderError("coded_channels must be 3")
     overlap = int_field(img, "overlap", 1, MAX_OVERLAP) if "overlap" in img else 0
+    hyper_overlap = int_field(img, "hyper_overlap", 1, MAX_OVERLAP) if "hyper_overlap" in img else 0
+    if hyper_overlap and not overlap:
+        raise HeaderError("image.hyper_overlap needs image.overlap (shared ẑ is for overlapped tiles)")
     quality, variant = parse_coding_fields(header)
-    return ImageInfo(header, width, height, mode, bit_depth, tile, quality, variant, overlap)
+    return ImageInfo(header, width, height, mode, bit_depth, tile, quality, variant, overlap, hyper_overlap)
 
 
 def read_info(data_or_file) -> ImageInfo:
@@ -378,6 +471,8 @@ def decompress_image(data_or_file, *, model=None, threads: int | None = None):
 
     if bool(reader.flags & container.FLAG_OVERLAPPED_TILES) != bool(info.overlap):
         raise HeaderError("the overlapped-tiles flag and the header's image.overlap disagree")
+    if bool(reader.flags & container.FLAG_SHARED_HYPER) != bool(info.hyper_overlap):
+        raise HeaderError("the shared-ẑ flag and the header's image.hyper_overlap disagree")
     decoded = (_decode_overlapped if info.overlap else _decode_independent)(loaded, info, tiles(), grid,
                                                                              coding_workers(threads))
     for n, (x, y), pixels in decoded:
@@ -424,11 +519,20 @@ def _decode_overlapped(loaded, info: ImageInfo, tiles, grid, workers: int | None
     lat_h = (row_ys[-1] + grid[rows[-1][0]][3]) // 16
     bands: dict[int, torch.Tensor] = {}  # row of tiles -> its latent band [1, C, h, lat_w]
     filled: dict[int, int] = {}  # row -> tiles decoded
+    zmap = None
+    if info.hyper_overlap:  # tiles share ẑ (SPEC §6.3): every tile's z before any y (payloads are small)
+        tiles = list(tiles)
+        if len(tiles) != len(grid):
+            raise FormatError(f"file has {len(tiles)} TILE chunks, the header implies {len(grid)}")
+        zmap = z_map(grid, list(parallel_map(
+            lambda item: decode_z(net, item[1], (net.N, grid[item[0]][3] // 64, grid[item[0]][2] // 64), precision,
+                                  "TILE chunk"), tiles, workers)))
 
     def latent(item):
         n, payload = item
         x, y, tw, th = grid[n]
-        return n, decode_tile_latent(loaded, payload, tw, th, level, precision, n)
+        hyper = z_window(zmap, grid[n], info.hyper_overlap) if zmap is not None else None
+        return n, decode_tile_latent(loaded, payload, tw, th, level, precision, n, hyper)
 
     def synthesis_jobs(r: int) -> list:
         """Row r's tiles as synthesis jobs, each tile in parts of at most SYNTHESIS_ROWS pixel rows

@@ -2,7 +2,7 @@
 
     Kodak image ─Lanczos upscale─> 6000×4000 PNG ─child: aecodec encode─> .aec ─child: aecodec decode─> .png
     peak RSS of each child (getrusage RUSAGE_CHILDREN, ru_maxrss) and wall time, for the default
-    overlapped tiles (bitstream 1.4) and, in the same run, independent tiles (--independent-tiles,
+    overlapped tiles sharing ẑ (bitstream 1.5) and, in the same run, independent tiles (--independent-tiles,
     the 0.2.0 layout)
 
     python benchmarks/image_memory.py --out benchmarks/results/image/memory_24mp.json

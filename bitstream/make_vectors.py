@@ -17,6 +17,8 @@ from aecodec import container, entropy
 OUT = Path(__file__).parent / "vectors"
 # audio-music-24k-0.2.0.* was written by release 0.2.0 itself (commit 931f075) and is never
 # regenerated: it pins that release's music files (tests/test_vectors.py RELEASE_0_2_0).
+# image-overlap-200x120.* (1.4: overlapped tiles with tile-local ẑ, commit 3982079) is no longer
+# written by aecodec, which writes 1.5 instead; it is kept and never regenerated.
 
 
 def gaussian_tables(scales, precision):
@@ -140,9 +142,9 @@ def context_vector():
 
 
 def overlap_vector():
-    """SPEC §6.2 (1.4): a 200×120 crop of the bundled sample in 64-px tiles (4 × 2, the last
+    """SPEC §6.2 + §6.3 (1.5): a 200×120 crop of the bundled sample in 64-px tiles (4 × 2, the last
     column and row padded) with the shipped default model at quality 4: overlapped synthesis
-    windows across tile borders and the image's padded edge."""
+    windows and shared-ẑ windows across tile borders and the image's padded edge."""
     from PIL import Image
 
     from aecodec import codec
@@ -150,11 +152,11 @@ def overlap_vector():
     sample = Path(__file__).resolve().parents[1] / "examples" / "kodim23.png"
     crop = Image.open(sample).convert("RGB").crop((250, 120, 450, 240))
     data = codec.compress_image(crop, 4, tile=64)
-    (OUT / "image-overlap-200x120.aec").write_bytes(data)
-    codec.decompress_image(data).save(OUT / "image-overlap-200x120.expected.png")
+    (OUT / "image-shared-hyper-200x120.aec").write_bytes(data)
+    codec.decompress_image(data).save(OUT / "image-shared-hyper-200x120.expected.png")
     doc = {"width": 200, "height": 120, "mode": "RGB", "tile": 64, "model": codec.read_info(data).header["model"],
-           "pixel_tolerance": 1, "expected": "image-overlap-200x120.expected.png"}
-    (OUT / "image-overlap-200x120.json").write_text(json.dumps(doc, indent=1) + "\n")
+           "pixel_tolerance": 1, "expected": "image-shared-hyper-200x120.expected.png"}
+    (OUT / "image-shared-hyper-200x120.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

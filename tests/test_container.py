@@ -113,7 +113,7 @@ def _preamble(data: bytes, **fields) -> bytes:
         (lambda d: b"", TruncatedError),
         (lambda d: b"hello world, this is text\n", BadMagicError),
         (lambda d: _preamble(d, major=2), UnsupportedVersionError),
-        (lambda d: _preamble(d, flags=4), UnsupportedVersionError),
+        (lambda d: _preamble(d, flags=8), UnsupportedVersionError),
         (lambda d: _preamble(d, flags=0x8001), UnsupportedVersionError),
         (lambda d: _preamble(d, hlen=0xFFFFFFFF), LimitError),
         (lambda d: _preamble(d, hlen=0), LimitError),

@@ -129,31 +129,40 @@ def test_context_vector_decodes_and_reencodes():
             codec.decompress_image(data[:cut], model=model)
 
 
-def test_overlap_vector_decodes_and_reencodes():
-    """The §6.2 vector (overlapped 64-px tiles, shipped model): flagged 1.4, same bytes when
-    re-encoded, the expected pixels (±1), every truncation refused; without its flag (what a 1.3
-    writer would have meant) the header is refused rather than decoded with seams."""
+@pytest.mark.parametrize("name, minor, flags, reencodes", [
+    ("image-overlap-200x120", 4, container.FLAG_OVERLAPPED_TILES, False),  # 1.4: no longer written
+    ("image-shared-hyper-200x120", 5, container.FLAG_OVERLAPPED_TILES | container.FLAG_SHARED_HYPER, True),
+])
+def test_overlap_vectors_decode(name, minor, flags, reencodes):
+    """The §6.2 vectors (overlapped 64-px tiles, shipped model; 1.5 with shared ẑ, §6.3): their
+    flags, the same bytes when re-encoded (the writer's current layout), the expected pixels (±1),
+    every truncation refused; without a flag (what an older writer would have meant) the header
+    is refused rather than decoded with seams or a desync."""
     from PIL import Image
 
     from aecodec import codec
 
-    data = (VECTORS / "image-overlap-200x120.aec").read_bytes()
-    doc = json.loads((VECTORS / "image-overlap-200x120.json").read_text())
+    data = (VECTORS / f"{name}.aec").read_bytes()
+    doc = json.loads((VECTORS / f"{name}.json").read_text())
     reader = container.ContainerReader(data)
-    assert reader.minor == 4 and reader.flags & container.FLAG_OVERLAPPED_TILES
+    assert reader.minor == minor and reader.flags & ~container.FLAG_DEFLATE_HEADER == flags
     assert reader.header["image"]["overlap"] >= 1
-    crop = Image.open(Path(__file__).resolve().parents[1] / "examples" / "kodim23.png").convert("RGB")
-    assert codec.compress_image(crop.crop((250, 120, 450, 240)), 4, tile=doc["tile"]) == data
+    assert ("hyper_overlap" in reader.header["image"]) == bool(flags & container.FLAG_SHARED_HYPER)
+    if reencodes:
+        crop = Image.open(Path(__file__).resolve().parents[1] / "examples" / "kodim23.png").convert("RGB")
+        assert codec.compress_image(crop.crop((250, 120, 450, 240)), 4, tile=doc["tile"]) == data
     pixels = np.asarray(codec.decompress_image(data), dtype=np.int16)
     expected = np.asarray(Image.open(VECTORS / doc["expected"]), dtype=np.int16)
     assert np.abs(pixels - expected).max() <= doc["pixel_tolerance"]
     for cut in range(0, len(data), 211):
         with pytest.raises(FormatError):
             codec.decompress_image(data[:cut])
-    unflagged = bytearray(data)
-    unflagged[6:8] = (reader.flags & ~container.FLAG_OVERLAPPED_TILES).to_bytes(2, "little")
-    with pytest.raises(HeaderError):
-        codec.decompress_image(bytes(unflagged))
+    for flag in (container.FLAG_OVERLAPPED_TILES, container.FLAG_SHARED_HYPER) if reencodes else (
+            container.FLAG_OVERLAPPED_TILES,):
+        unflagged = bytearray(data)
+        unflagged[6:8] = (reader.flags & ~flag).to_bytes(2, "little")
+        with pytest.raises(HeaderError):
+            codec.decompress_image(bytes(unflagged))
 
 
 # Files written by release 0.2.0 (commit 931f075), one per model it shipped: they must decode in

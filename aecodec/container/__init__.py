@@ -38,7 +38,7 @@ from aecodec.errors import (
 
 MAGIC = b"\x89AEC"
 TRAILER_MAGIC = b"AEC\x1a"
-MAJOR, MINOR = 1, 4  # MINOR: the newest minor version this module knows
+MAJOR, MINOR = 1, 5  # MINOR: the newest minor version this module knows
 PREAMBLE = struct.Struct("<4sBBHII")  # magic, major, minor, flags, header_len, header_crc32
 CHUNK_HEAD = struct.Struct("<I4s")  # payload length, tag
 CRC = struct.Struct("<I")
@@ -51,7 +51,10 @@ FLAG_DEFLATE_HEADER = 0x0001  # 1.1: the header is raw deflate of the canonical 
 # 1.4: image tiles are synthesised from the whole image's latent through overlapping windows
 # (SPEC §6.2); a 1.3 reader would decode each tile alone and show seams, so it refuses instead
 FLAG_OVERLAPPED_TILES = 0x0002
-KNOWN_FLAGS = FLAG_DEFLATE_HEADER | FLAG_OVERLAPPED_TILES  # any other set bit is a feature this reader lacks
+# 1.5: overlapped tiles share ẑ, each tile's y parameters come from a window of the whole image's
+# ẑ (SPEC §6.3); a 1.4 reader would use tile-local ones and fail the symbol CRC, so it refuses
+FLAG_SHARED_HYPER = 0x0004
+KNOWN_FLAGS = FLAG_DEFLATE_HEADER | FLAG_OVERLAPPED_TILES | FLAG_SHARED_HYPER  # any other set bit: a feature this reader lacks
 # Normative (SPEC §2.1): the preset dictionary of compressed headers. Never change it: files
 # depend on it. Deflate matches the header against typical headers, most common ones last
 # (nearest). Values that vary (sizes, frame counts, weights) are neutral placeholders.
@@ -71,7 +74,7 @@ HEADER_DICTIONARY = (
 __all__ = [
     "Chunk", "ContainerReader", "ContainerWriter", "canonical_json", "pack", "unpack",
     "MAGIC", "MAJOR", "MINOR", "MAX_HEADER_BYTES", "MAX_CHUNK_BYTES",
-    "FLAG_DEFLATE_HEADER", "FLAG_OVERLAPPED_TILES", "HEADER_DICTIONARY", "deflate_header", "inflate_header",
+    "FLAG_DEFLATE_HEADER", "FLAG_OVERLAPPED_TILES", "FLAG_SHARED_HYPER", "HEADER_DICTIONARY", "deflate_header", "inflate_header",
 ]
 
 

@@ -85,6 +85,7 @@ class ContextHyperprior(GainedHyperprior):
     # two 3×3 convolutions (2 cells) to g_s's sub-pixel stack (under 2 cells).
     analysis_margin = 2
     synthesis_margin = 4
+    hyper_margin = 2  # h_s as v6 (sub-pixel layers, the same reach)
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = len(CONTEXT_LAMBDAS), precision: int = 16,
                  inference: bool = False, groups: tuple[int, ...] | None = None):

@@ -34,6 +34,7 @@ from aecodec.models.latent_codecs import (  # noqa: F401 - scale names re-export
     gaussian_bits,
     scale_table,
 )
+from aecodec.models.windows import ZWindow
 
 MEAN_SCALE = MeanScaleY()
 
@@ -222,8 +223,12 @@ class GainedHyperprior(nn.Module):
         """Unscaled latent y -> (y_q = y·gain[level], the z symbols of h_a(y_q))."""
         gain, _ = self.gains(torch.tensor([float(level)]))
         y = y * gain
-        z_symbols = torch.round(self.h_a(y) - self._medians()).to(torch.int32)[0].numpy()
-        return y, z_symbols
+        return y, self.z_symbols(y)
+
+    @torch.no_grad()
+    def z_symbols(self, y_q: Tensor) -> np.ndarray:
+        """Scaled latent y_q [1, M, ...] -> the z symbols [N, ...] of h_a(y_q)."""
+        return torch.round(self.h_a(y_q) - self._medians()).to(torch.int32)[0].numpy()
 
     @torch.no_grad()
     def quantize(self, y_q: Tensor, z_symbols: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,12 +298,23 @@ class GainedHyperprior(nn.Module):
         encoder used, and double precision keeps rounding differences between
         thread counts and machines far below the spacing of the scale table.
         """
-        z_hat = torch.from_numpy(z_symbols).double()[None] + self._medians(torch.float64)
-        means, scales = self._h_s_float64()(z_hat).chunk(2, 1)
+        means, scales = self.hyper_params(z_symbols)
         table = self.gaussian_conditional.scale_table.double()
         # index = number of table entries strictly below the scale, as in CompressAI's build_indexes
         indexes = torch.bucketize(scales[0], table[:-1], right=False).to(torch.int32)
         return indexes.numpy(), means
+
+    @torch.no_grad()
+    def hyper_params(self, z, dtype=torch.float64) -> tuple[Tensor, Tensor]:
+        """z symbols [N, ...] (or a ZWindow) -> h_s's (μh, σh) [1, M, ...] of the unit's y cells,
+        in float64 for coding (float32: refinement's relaxed rate)."""
+        symbols = z.symbols if isinstance(z, ZWindow) else z
+        z_hat = torch.from_numpy(symbols).to(dtype)[None] + self._medians(dtype)
+        out = (self._h_s_float64() if dtype == torch.float64 else self.h_s)(z_hat)
+        if isinstance(z, ZWindow):
+            top, left, rows, cols = z.box
+            out = out[:, :, top : top + rows, left : left + cols].contiguous()
+        return out.chunk(2, 1)
 
     def _h_s_float64(self) -> nn.Module:
         """A float64 copy of h_s, made once (kept outside the module tree and the state dict)."""

@@ -102,6 +102,9 @@ class GainedMeanScaleHyperprior(GainedHyperprior):
     # image would (see aecodec/image.py, overlapped tiles).
     analysis_margin = 2
     synthesis_margin = 2
+    # h_s: a y cell's (μh, σh) depend on the ẑ cells (64 px) within 1.75 cells of it; tiles that
+    # share ẑ compute theirs from a window this much wider (SPEC §6.3)
+    hyper_margin = 2
 
     def __init__(self, N: int = 96, M: int = 160, levels: int = len(IMAGE_LAMBDAS), precision: int = 16,
                  inference: bool = False):

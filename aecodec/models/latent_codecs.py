@@ -18,8 +18,10 @@ What a y codec answers (``net`` is the model holding it: its gains, h_s, scale t
     relaxed(net, z_symbols, level)            -> terms(y_q, round_fn) -> (bits, g_s input)   refinement
     likelihoods(net, y, mu_h, sigma_h, gain, inv_gain, rounded)                            training
 
-Both coding directions run the same float64 arithmetic from integers, so the decoder recomputes
-every mean and scale index the encoder used.
+``z_symbols`` is the coded unit's own ẑ or, when an image's tiles share ẑ (SPEC §6.3), a
+``ZWindow`` of the whole image's ẑ around the tile; ``net.hyper_params`` turns either into the
+unit's (μh, σh). Both coding directions run the same float64 arithmetic from integers, so the
+decoder recomputes every mean and scale index the encoder used.
 """
 
 from __future__ import annotations
@@ -206,8 +208,7 @@ class ChannelGroupCheckerboardY(nn.ModuleList):
         them from the stream with ``indexes``). Returns y symbols [M, h, w], y indexes
         [M, h, w], the normalised latent ŷ_n and the hyper means μh (both [1, M, h, w] float64)."""
         gain, inv_gain = (t.double() for t in net.gains(torch.tensor([float(level)])))
-        z_hat = torch.from_numpy(z_symbols).double()[None] + net._medians(torch.float64)
-        mu_h, sigma_h = net._h_s_float64()(z_hat).chunk(2, 1)
+        mu_h, sigma_h = net.hyper_params(z_symbols)
         m, h, w = net.M, mu_h.shape[2], mu_h.shape[3]
         table = net.gaussian_conditional.scale_table.double()
         mask_np = anchor_mask(h, w)
@@ -269,9 +270,7 @@ class ChannelGroupCheckerboardY(nn.ModuleList):
     def relaxed(self, net, z_symbols: np.ndarray, level: float):
         """The passes in float32 with ``round_fn`` rounding (or relaxing) each residual."""
         gain, inv_gain = net.gains(torch.tensor([float(level)]))
-        with torch.no_grad():
-            z_hat = torch.from_numpy(z_symbols).float()[None] + net._medians()
-            mu_h, sigma_h = net.h_s(z_hat).chunk(2, 1)
+        mu_h, sigma_h = net.hyper_params(z_symbols, torch.float32)
         mask = torch.from_numpy(anchor_mask(*mu_h.shape[2:]))
 
         def terms(y_q: Tensor, round_fn) -> tuple[Tensor, Tensor]:
