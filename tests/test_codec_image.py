@@ -98,8 +98,9 @@ def test_decode_is_deterministic_across_threads(model):
     assert codec.compress_image(smooth_image(96, 80), 7, model=model) == data
 
 
-def test_decode_is_deterministic_across_processes(model, tmp_path):
-    data = codec.compress_image(smooth_image(70, 90), 2, model=model)
+@pytest.mark.parametrize("tile", [1024, 64])  # one tile; 2 × 2 tiles sharing ẑ (SPEC §6.3)
+def test_decode_is_deterministic_across_processes(model, tmp_path, tile):
+    data = codec.compress_image(smooth_image(70, 90), 2, model=model, tile=tile)
     src = tmp_path / "x.aec"
     src.write_bytes(data)
     script = textwrap.dedent(f"""
