@@ -338,6 +338,7 @@ def description_lines(doc: dict) -> list[str]:
     if isinstance(img, dict):
         lines.append(f"  image   {img.get('width')}×{img.get('height')} {img.get('mode')} "
                      f"{img.get('bit_depth', 8)}-bit, tile {img.get('tile')}"
+                     + (" (overlapped, shared ẑ)" if "hyper_overlap" in img else " (overlapped)" if "overlap" in img else "")
                      + (f", {doc['bpp']} bpp" if "bpp" in doc else ""))
     if isinstance(aud, dict):
         lines.append(f"  audio   {aud.get('sample_rate')} Hz ×{aud.get('channels')} ({aud.get('coding')}), "

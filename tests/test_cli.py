@@ -51,7 +51,16 @@ def test_json_and_info(tmp_path, capsys):
     info = json.loads(out)
     assert code == 0 and info["header"]["image"]["width"] == 64 and info["chunks"]["TILE"]["count"] == 1
     code, out, _ = run(["info", tmp_path / "a.aec"], capsys)
-    assert code == 0 and "64×48" in out
+    assert code == 0 and "64×48" in out and "tile 1024," in out
+
+
+@pytest.mark.parametrize("options, layout", [([], "tile 64 (overlapped, shared ẑ)"),
+                                             (["--independent-tiles"], "tile 64,")])
+def test_info_names_the_tile_layout(tmp_path, capsys, options, layout):
+    src = write_png(tmp_path / "a.png", 160, 96)
+    assert run(["encode", src, "-o", tmp_path / "a.aec", "--tile", "64", *options], capsys)[0] == 0
+    code, out, _ = run(["info", tmp_path / "a.aec"], capsys)
+    assert code == 0 and layout in out
 
 
 def test_stdin_stdout_subprocess(tmp_path):
