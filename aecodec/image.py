@@ -168,8 +168,7 @@ def whole_latent(loaded: registry.LoadedModel, rgb: np.ndarray, grid: list[tuple
 
     def z_of(box):
         x, y, tw, th = box
-        r0, r1 = _window(y // 64, (y + th) // 64, margin, h // 64)
-        c0, c1 = _window(x // 64, (x + tw) // 64, margin, w // 64)
+        r0, r1, c0, c1 = _z_window_cells(box, margin, h // 64, w // 64)
         with torch.no_grad(), single_threaded_torch():
             z = net.z_symbols(y_map[:, :, 4 * r0 : 4 * r1, 4 * c0 : 4 * c1].contiguous())
         return z[:, y // 64 - r0 : (y + th) // 64 - r0, x // 64 - c0 : (x + tw) // 64 - c0]
@@ -186,14 +185,17 @@ def z_map(grid: list[tuple[int, int, int, int]], z_tiles: list[np.ndarray]) -> n
     return out
 
 
+def _z_window_cells(box: tuple[int, int, int, int], margin: int, rows: int, cols: int) -> tuple[int, int, int, int]:
+    """Tile ``box``'s ẑ cells widened by ``margin`` and clipped to rows × cols: (r0, r1, c0, c1)."""
+    x, y, tw, th = box
+    return (*_window(y // 64, (y + th) // 64, margin, rows), *_window(x // 64, (x + tw) // 64, margin, cols))
+
+
 def z_window(zmap: np.ndarray, box: tuple[int, int, int, int], margin: int) -> ZWindow:
     """Tile ``box``'s hyper input when tiles share ẑ (SPEC §6.3): the window of the whole ẑ that
     extends the tile by ``margin`` z cells (clipped to the image), and the tile's y cells in it."""
     x, y, tw, th = box
-    r0, _ = _window(y // 64, (y + th) // 64, margin, zmap.shape[1])
-    c0, _ = _window(x // 64, (x + tw) // 64, margin, zmap.shape[2])
-    r1 = min(zmap.shape[1], (y + th) // 64 + margin)
-    c1 = min(zmap.shape[2], (x + tw) // 64 + margin)
+    r0, r1, c0, c1 = _z_window_cells(box, margin, *zmap.shape[1:])
     return ZWindow(np.ascontiguousarray(zmap[:, r0:r1, c0:c1]), (4 * (y // 64 - r0), 4 * (x // 64 - c0), th // 16, tw // 16))
 
 
